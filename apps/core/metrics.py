@@ -1,0 +1,56 @@
+"""Prometheus metrics, correct across several web processes and Celery workers.
+
+When PROMETHEUS_MULTIPROC_DIR is set (always under `make run` and in
+docker-compose), every process writes its samples to files in that folder and
+/metrics aggregates them; the folder must be emptied before the processes start.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+HTTP_REQUESTS = Counter(
+    "untrace_http_requests_total",
+    "HTTP requests answered, by view name and status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "untrace_http_request_duration_seconds",
+    "Time to answer an HTTP request, by view name.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+API_KEY_AUTH = Counter(
+    "untrace_api_key_auth_total",
+    "API key authentication attempts, by result.",
+    ["result"],
+)
+TASKS = Counter(
+    "untrace_celery_tasks_total",
+    "Celery task runs, by task and outcome.",
+    ["task", "outcome"],
+)
+TASK_LATENCY = Histogram(
+    "untrace_celery_task_duration_seconds",
+    "Celery task run time, by task.",
+    ["task"],
+)
+
+
+def render_metrics() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,35 @@
+from django import forms
+
+from apps.accounts.models import Role
+from apps.keys.models import Scope
+
+
+class KeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[Scope.INGEST, Scope.PROXY],
+    )
+    expires_at = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    allowed_cidrs = forms.CharField(
+        required=False,
+        help_text="Optional: comma-separated IP networks, e.g. 203.0.113.0/24",
+    )
+
+    def clean_allowed_cidrs(self) -> list[str]:
+        raw = self.cleaned_data["allowed_cidrs"]
+        return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(
+        choices=[(r.value, r.label) for r in Role if r != Role.OWNER], initial=Role.MEMBER
+    )
+
+
+class ProjectCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts.models import Project
+from apps.core.api import ProjectScopedViewSet
+from apps.core.errors import ApiError, invalid_field
+from apps.keys.models import ApiKey
+from apps.keys.serializers import (
+    ApiKeyCreateSerializer,
+    ApiKeyRotateSerializer,
+    ApiKeySerializer,
+    IssuedKeySerializer,
+)
+from apps.keys.services import IssuedKey, KeyParamError, key_create, key_revoke, key_rotate
+
+
+def _issued(issued: IssuedKey) -> dict:
+    return {**ApiKeySerializer(issued.key).data, "secret": issued.secret}
+
+
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
+    """API keys of the calling key's project. Listing needs `read`; changes need `write`."""
+
+    model = ApiKey
+    serializer_class = ApiKeySerializer
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: IssuedKeySerializer})
+    def create(self, request: Request) -> Response:
+        params = ApiKeyCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        escalated = set(data["scopes"]) - request.auth.scopes
+        if escalated:
+            raise ApiError(
+                status_code=403,
+                code="scope_escalation",
+                message=f"A key cannot grant scopes it lacks: {sorted(escalated)}.",
+                details={"field": "scopes"},
+            )
+        try:
+            issued = key_create(
+                project=Project.objects.get(pk=self.project_id),
+                name=data["name"],
+                scopes=data["scopes"],
+                expires_at=data["expires_at"],
+                allowed_cidrs=data["allowed_cidrs"],
+            )
+        except KeyParamError as exc:
+            raise invalid_field(exc.field, exc.message) from exc
+        return Response(_issued(issued), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: ApiKeySerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, **kwargs: str) -> Response:
+        key = key_revoke(key=self.get_object())
+        return Response(ApiKeySerializer(key).data)
+
+    @extend_schema(request=ApiKeyRotateSerializer, responses={201: IssuedKeySerializer})
+    @action(detail=True, methods=["post"])
+    def rotate(self, request: Request, **kwargs: str) -> Response:
+        params = ApiKeyRotateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        seconds = params.validated_data.get("grace_seconds")
+        try:
+            issued = key_rotate(
+                key=self.get_object(),
+                grace=None if seconds is None else timedelta(seconds=seconds),
+            )
+        except KeyParamError as exc:
+            raise invalid_field(exc.field, exc.message) from exc
+        return Response(_issued(issued), status=status.HTTP_201_CREATED)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.keys import cache as key_cache
+from tests.factories import ApiKeyFactory, MembershipFactory, ProjectFactory
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address) -> None:
+    """Tests reach only this machine: no real platform or provider is ever called."""
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        try:
+            allowed = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            allowed = host == "localhost"
+        if not allowed:
+            raise ConnectionRefusedError(f"tests may not connect to {host}")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _block_outbound_network():
+    socket.socket.connect = _loopback_only
+    yield
+    socket.socket.connect = _real_connect
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    key_cache.clear()
+    yield
+    key_cache.clear()
+
+
+@pytest.fixture
+def project(db):
+    return ProjectFactory()
+
+
+@pytest.fixture
+def api_key(project):
+    """A key with every scope on `project`; `.secret` holds the usable key."""
+    return ApiKeyFactory(project=project)
+
+
+@pytest.fixture
+def api(api_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_X_UNTRACE_KEY=api_key.secret)
+    return client
+
+
+@pytest.fixture
+def owner(project):
+    return MembershipFactory(organization=project.organization, role="owner").user

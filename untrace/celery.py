@@ -1,0 +1,57 @@
+"""The Celery application. All Celery configuration and the beat schedule live here."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.signals import worker_process_shutdown
+from django.conf import settings
+from kombu import Exchange
+from kombu import Queue as KombuQueue
+
+from workers.queues import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "untrace.settings")
+
+app = Celery("untrace")
+
+app.conf.update(
+    broker_url=settings.CELERY_BROKER_URL,
+    broker_transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+    broker_connection_retry_on_startup=True,
+    # At-least-once: a task is acknowledged after it ran, and requeued when
+    # the worker process dies under it.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    # Fire-and-forget: outcomes are recorded in PostgreSQL, not a result backend.
+    task_ignore_result=True,
+    result_backend=None,
+    task_serializer="json",
+    accept_content=["json"],
+    task_always_eager=settings.CELERY_TASK_ALWAYS_EAGER,
+    task_default_queue=Queue.MAINTENANCE.value,
+    task_queues=[KombuQueue(q.value, Exchange(q.value), routing_key=q.value) for q in Queue],
+    task_create_missing_queues=False,
+    worker_hijack_root_logger=False,
+    timezone="UTC",
+    beat_schedule={
+        "delete-expired-invitations": {
+            "task": "workers.tasks.maintenance.delete_expired_invitations",
+            "schedule": 3600.0,
+            "options": {"queue": Queue.MAINTENANCE.value, "expires": 3000},
+        },
+    },
+)
+# Task modules, listed explicitly (no import magic).
+app.conf.imports = ["workers.tasks.maintenance"]
+
+
+@worker_process_shutdown.connect
+def _mark_metrics_process_dead(pid: int | None = None, **_: object) -> None:
+    """Let prometheus-client drop the gauges of a prefork child that exited."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core import views as core_views
+
+handler404 = "apps.core.errors.json_not_found"
+handler500 = "apps.core.errors.json_server_error"
+
+schema_view = SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[])
+docs_view = SpectacularSwaggerView.as_view(
+    url_name="schema", authentication_classes=[], permission_classes=[]
+)
+
+urlpatterns = [
+    path("health", core_views.health, name="health"),
+    path("ready", core_views.ready, name="ready"),
+    path("metrics", core_views.metrics, name="metrics"),
+    path("v1/schema", schema_view, name="schema"),
+    path("v1/docs", docs_view, name="docs"),
+    path("v1/", include("apps.keys.urls")),
+    path("accounts/", include("allauth.urls")),
+    path("", include("apps.accounts.urls")),
+    path("", include("apps.dashboard.urls")),
+    path("admin/", admin.site.urls),
+]
