@@ -16,6 +16,7 @@ class KeyCreateForm(forms.Form):
     )
     allowed_cidrs = forms.CharField(
         required=False,
+        label="Allowed networks",
         help_text="Optional: comma-separated IP networks, e.g. 203.0.113.0/24",
     )
 
