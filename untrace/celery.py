@@ -45,7 +45,7 @@ app.conf.update(
     },
 )
 # Task modules, listed explicitly (no import magic).
-app.conf.imports = ["workers.tasks.maintenance"]
+app.conf.imports = ["workers.tasks.maintenance", "workers.tasks.routing"]
 
 
 @worker_process_shutdown.connect

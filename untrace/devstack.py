@@ -61,16 +61,48 @@ def main() -> int:
     subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True)
     host = env.get("HOST", "127.0.0.1")
     commands = {
-        "web": [python, "-m", "uvicorn", "untrace.asgi:application", "--host", host,
-                "--port", env["PORT"], "--no-access-log"],
-        "worker": [python, "-m", "celery", "-A", "untrace", "worker", "--loglevel", "INFO",
-                   "--queues", "ingest,route,deliver,maintenance", "--concurrency", "2"],
-        "beat": [python, "-m", "celery", "-A", "untrace", "beat", "--loglevel", "INFO",
-                 "--schedule", str(Path(env["UNTRACE_VAR_DIR"]) / "celerybeat-schedule")],
+        "web": [
+            python,
+            "-m",
+            "uvicorn",
+            "untrace.asgi:application",
+            "--host",
+            host,
+            "--port",
+            env["PORT"],
+            "--no-access-log",
+        ],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "untrace",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            "ingest,route,deliver,maintenance",
+            "--concurrency",
+            "2",
+        ],
+        "beat": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "untrace",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(Path(env["UNTRACE_VAR_DIR"]) / "celerybeat-schedule"),
+        ],
     }
     children = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in commands.items()}
-    print(f"Untrace is starting at http://{host}:{env['PORT']} (Ctrl-C stops web, worker and beat)",
-          flush=True)
+    print(
+        f"Untrace is starting at http://{host}:{env['PORT']} (Ctrl-C stops web, worker and beat)", flush=True
+    )
 
     stopping = False
 

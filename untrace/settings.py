@@ -29,9 +29,7 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("UNTRACE_SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = _DEV_SECRET_KEY
 
-ALLOWED_HOSTS = env.list(
-    "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
-)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The address users reach this install at, for links in emails.
 UNTRACE_PUBLIC_URL = env.str("UNTRACE_PUBLIC_URL", default="http://127.0.0.1:8000")
@@ -52,6 +50,8 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.accounts",
     "apps.keys",
+    "apps.traces",
+    "apps.ingest",
     "apps.dashboard",
 ]
 
@@ -89,9 +89,7 @@ TEMPLATES = [
 ]
 
 # --- Data stores --------------------------------------------------------------
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'untrace.sqlite3'}")
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'untrace.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -163,9 +161,7 @@ _encryption_keys = env.list("UNTRACE_ENCRYPTION_KEYS", default=[])
 if not _encryption_keys:
     if not DEBUG:
         raise ImproperlyConfigured("UNTRACE_ENCRYPTION_KEYS must be set when DEBUG is off.")
-    _encryption_keys = [
-        base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()
-    ]
+    _encryption_keys = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 UNTRACE_ENCRYPTION_KEYS = _encryption_keys
 
 UNTRACE_ALLOW_PRIVATE_DESTINATIONS = env.bool("UNTRACE_ALLOW_PRIVATE_DESTINATIONS", default=False)
@@ -179,6 +175,14 @@ UNTRACE_KEY_LAST_USED_INTERVAL = env.float("UNTRACE_KEY_LAST_USED_INTERVAL", def
 UNTRACE_KEY_ROTATION_GRACE = timedelta(
     seconds=env.int("UNTRACE_KEY_ROTATION_GRACE_SECONDS", default=24 * 3600)
 )
+
+# --- Ingest limits -------------------------------------------------------------
+UNTRACE_MAX_BODY_BYTES = env.int("UNTRACE_MAX_BODY_BYTES", default=10 * 1024 * 1024)
+UNTRACE_MAX_BATCH_ITEMS = env.int("UNTRACE_MAX_BATCH_ITEMS", default=1000)
+UNTRACE_MAX_STRING_LENGTH = env.int("UNTRACE_MAX_STRING_LENGTH", default=1024 * 1024)
+UNTRACE_MAX_DEPTH = env.int("UNTRACE_MAX_DEPTH", default=32)
+# Django refuses larger bodies before a view runs; the ingest views answer 413 themselves.
+DATA_UPLOAD_MAX_MEMORY_SIZE = UNTRACE_MAX_BODY_BYTES + 1
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -202,6 +206,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "KeyStatusEnum": ["active", "expired", "revoked"],
+        "SpanStatusEnum": ["ok", "error"],
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.ingest.openapi.add_ingest_endpoints",
+    ],
 }
 
 # --- Celery -------------------------------------------------------------------
@@ -209,7 +221,12 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 # Celery retries with countdown up to this long; the Redis visibility timeout
 # must be longer or an unacknowledged task would be redelivered early.
 UNTRACE_MAX_RETRY_DELAY_SECONDS = 6 * 3600
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": UNTRACE_MAX_RETRY_DELAY_SECONDS + 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": UNTRACE_MAX_RETRY_DELAY_SECONDS + 3600,
+    # Fail fast when Redis is down: ingest must answer, the reconciler catches up.
+    "socket_connect_timeout": 1,
+    "socket_timeout": 2,
+}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_TRANSPORT_OPTIONS = {

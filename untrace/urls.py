@@ -18,6 +18,8 @@ urlpatterns = [
     path("metrics", core_views.metrics, name="metrics"),
     path("v1/schema", schema_view, name="schema"),
     path("v1/docs", docs_view, name="docs"),
+    path("", include("apps.ingest.urls")),
+    path("", include("apps.traces.urls")),
     path("v1/", include("apps.keys.urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("apps.accounts.urls")),

@@ -63,38 +63,28 @@ class Organization(TimeStampedModel):
 
 
 class Membership(TimeStampedModel):
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="memberships"
-    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["organization", "user"], name="uniq_membership")
-        ]
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="uniq_membership")]
 
 
 class Project(TimeStampedModel):
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="projects"
-    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["organization", "slug"], name="uniq_project_slug")
-        ]
+        constraints = [models.UniqueConstraint(fields=["organization", "slug"], name="uniq_project_slug")]
 
     def __str__(self) -> str:
         return self.name
 
 
 class Invitation(TimeStampedModel):
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="invitations"
-    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
     email = models.EmailField()
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     token_hash = models.CharField(max_length=64, unique=True)

@@ -102,7 +102,8 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     with transaction.atomic():
         try:
             membership, _ = Membership.objects.get_or_create(
-                organization=invitation.organization, user=user,
+                organization=invitation.organization,
+                user=user,
                 defaults={"role": invitation.role},
             )
         except IntegrityError as exc:  # a concurrent accept of the same invitation

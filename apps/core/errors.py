@@ -13,9 +13,7 @@ from rest_framework.response import Response
 class ApiError(exceptions.APIException):
     """An error with an explicit status, code and message, raised by services or views."""
 
-    def __init__(
-        self, *, status_code: int, code: str, message: str, details: Any = None
-    ) -> None:
+    def __init__(self, *, status_code: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(detail=message, code=code)
         self.status_code = status_code
         self.error_code = code

@@ -32,9 +32,7 @@ def check_broker() -> str | None:
         else:
             from kombu import Connection
 
-            with Connection(
-                url, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS
-            ) as conn:
+            with Connection(url, transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS) as conn:
                 conn.ensure_connection(max_retries=1, timeout=1)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return f"{type(exc).__name__}: {exc}"

@@ -35,6 +35,21 @@ API_KEY_AUTH = Counter(
     "API key authentication attempts, by result.",
     ["result"],
 )
+ENQUEUE_FAILURES = Counter(
+    "untrace_enqueue_failures_total",
+    "Tasks the broker did not take (the reconciler enqueues them again), by task.",
+    ["task"],
+)
+SPANS_INGESTED = Counter(
+    "untrace_spans_ingested_total",
+    "Spans stored, by source.",
+    ["source"],
+)
+SPANS_REJECTED = Counter(
+    "untrace_spans_rejected_total",
+    "Spans refused at ingest, by source.",
+    ["source"],
+)
 TASKS = Counter(
     "untrace_celery_tasks_total",
     "Celery task runs, by task and outcome.",

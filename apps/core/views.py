@@ -36,8 +36,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
             return JsonResponse(
-                {"error": {"code": "unauthenticated", "message": "Bad metrics token.",
-                           "details": None}},
+                {"error": {"code": "unauthenticated", "message": "Bad metrics token.", "details": None}},
                 status=401,
             )
     body, content_type = render_metrics()

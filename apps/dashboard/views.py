@@ -128,6 +128,7 @@ def project_new(request: HttpRequest, organization_id: str) -> HttpResponse:
         project = project_create(organization=organization, name=form.cleaned_data["name"])
         return redirect("dashboard:project", project_id=project.pk)
     return render(
-        request, "dashboard/project_new.html",
+        request,
+        "dashboard/project_new.html",
         {"organization": organization, "form": form, "projects": projects_for_user(user=request.user)},
     )

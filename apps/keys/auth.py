@@ -11,6 +11,7 @@ import hmac
 import ipaddress
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -61,8 +62,14 @@ def _load(lookup_id: str) -> KeyPrincipal | None:
     row = (
         ApiKey.objects.filter(lookup_id=lookup_id)
         .values(
-            "id", "project_id", "project__organization_id", "scopes", "hashed_secret",
-            "revoked_at", "expires_at", "allowed_cidrs",
+            "id",
+            "project_id",
+            "project__organization_id",
+            "scopes",
+            "hashed_secret",
+            "revoked_at",
+            "expires_at",
+            "allowed_cidrs",
         )
         .first()
     )
@@ -85,11 +92,13 @@ def _fail(status: int, code: str, message: str) -> KeyAuthError:
     return KeyAuthError(status, code, message)
 
 
-def key_from_headers(headers) -> str | None:
-    key = headers.get("X-Untrace-Key")
+def key_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The key from X-Untrace-Key or a Bearer token; `headers` has lower-case names
+    (or is case-insensitive, like Django's request.headers)."""
+    key = headers.get("x-untrace-key")
     if key:
         return key.strip()
-    authorization = headers.get("Authorization", "")
+    authorization = headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
     return None
@@ -111,16 +120,14 @@ def authenticate_key(
         raise _fail(401, "missing_key", "Missing API key: send X-Untrace-Key or Authorization: Bearer.")
     if len(raw_key) != _KEY_LENGTH or not raw_key.startswith(KEY_PREFIX):
         raise _fail(401, "invalid_key", "Invalid API key.")
-    lookup_id = raw_key[len(KEY_PREFIX): len(KEY_PREFIX) + LOOKUP_ID_LENGTH]
+    lookup_id = raw_key[len(KEY_PREFIX) : len(KEY_PREFIX) + LOOKUP_ID_LENGTH]
 
     principal = cache.get(lookup_id, settings.UNTRACE_KEY_CACHE_SECONDS)
     if principal is None:
         loaded = _load(lookup_id)
         principal = loaded if loaded is not None else _MISSING
         cache.put(lookup_id, principal)
-    if principal is _MISSING or not hmac.compare_digest(
-        hash_secret(raw_key), principal.hashed_secret
-    ):
+    if principal is _MISSING or not hmac.compare_digest(hash_secret(raw_key), principal.hashed_secret):
         raise _fail(401, "invalid_key", "Invalid API key.")
     if principal.revoked:
         raise _fail(401, "revoked_key", "This API key was revoked.")

@@ -17,8 +17,17 @@ class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = [
-            "id", "name", "prefix", "scopes", "allowed_cidrs", "status", "expires_at",
-            "revoked_at", "last_used_at", "rotated_from", "created_at",
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "allowed_cidrs",
+            "status",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "rotated_from",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -40,9 +49,7 @@ class ApiKeyCreateSerializer(serializers.Serializer):
         default=lambda: [Scope.INGEST.value, Scope.PROXY.value],
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    allowed_cidrs = serializers.ListField(
-        child=StrictCharField(max_length=64), max_length=100, default=list
-    )
+    allowed_cidrs = serializers.ListField(child=StrictCharField(max_length=64), max_length=100, default=list)
 
 
 class ApiKeyRotateSerializer(serializers.Serializer):

@@ -107,9 +107,7 @@ def key_revoke(*, key: ApiKey) -> ApiKey:
 
 
 @transaction.atomic
-def key_rotate(
-    *, key: ApiKey, grace: timedelta | None = None, created_by: User | None = None
-) -> IssuedKey:
+def key_rotate(*, key: ApiKey, grace: timedelta | None = None, created_by: User | None = None) -> IssuedKey:
     """A new key with the same settings; the old one keeps working for `grace`."""
     grace = settings.UNTRACE_KEY_ROTATION_GRACE if grace is None else grace
     if grace < timedelta(0) or grace > MAX_ROTATION_GRACE:

@@ -21,9 +21,7 @@ PASSWORD = "a-long-enough-passphrase"
 
 
 def _post_signup(client, email="ada@example.com"):
-    return client.post(
-        "/accounts/signup/", {"email": email, "password1": PASSWORD, "password2": PASSWORD}
-    )
+    return client.post("/accounts/signup/", {"email": email, "password1": PASSWORD, "password2": PASSWORD})
 
 
 @pytest.fixture
@@ -63,9 +61,7 @@ def test_signup_creates_an_organization_and_first_project(client, _signup):
 def test_dashboard_creates_a_key_shown_once(client, _signup):
     _signup(client)
     project = Project.objects.get()
-    response = client.post(
-        f"/projects/{project.pk}/keys", {"name": "laptop", "scopes": ["ingest", "read"]}
-    )
+    response = client.post(f"/projects/{project.pk}/keys", {"name": "laptop", "scopes": ["ingest", "read"]})
     assert response.status_code == 200
     key = ApiKey.objects.get(project=project)
     secret = response.context["issued"].secret

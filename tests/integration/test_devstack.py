@@ -27,7 +27,9 @@ def test_falls_back_to_the_file_broker_only_when_no_redis_answers(tmp_path):
     assert fallback["CELERY_BROKER_URL"] == "filesystem://"
     assert (tmp_path / "broker" / "queue").is_dir()
     assert "CELERY_BROKER_URL" not in environment(base)  # the local Redis answers
-    given = environment({**base, "REDIS_URL": "redis://127.0.0.1:1/0"}, redis_probe_url="redis://127.0.0.1:1/0")
+    given = environment(
+        {**base, "REDIS_URL": "redis://127.0.0.1:1/0"}, redis_probe_url="redis://127.0.0.1:1/0"
+    )
     assert "CELERY_BROKER_URL" not in given  # an explicit REDIS_URL is never second-guessed
     assert Path(fallback["PROMETHEUS_MULTIPROC_DIR"]).is_dir()
 
@@ -35,18 +37,26 @@ def test_falls_back_to_the_file_broker_only_when_no_redis_answers(tmp_path):
 def test_run_serves_signup_and_stops_everything_on_ctrl_c(tmp_path):
     port = _free_port()
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("DEBUG", "UNTRACE_", "DATABASE_URL", "REDIS_URL", "DJANGO_"))
     }
     env.update(
-        PORT=str(port), UNTRACE_VAR_DIR=str(tmp_path), CELERY_BROKER_URL="filesystem://",
+        PORT=str(port),
+        UNTRACE_VAR_DIR=str(tmp_path),
+        CELERY_BROKER_URL="filesystem://",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
     for folder in ("queue", "control"):
         (tmp_path / "broker" / folder).mkdir(parents=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "untrace.devstack"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "untrace.devstack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -66,8 +76,12 @@ def test_run_serves_signup_and_stops_everything_on_ctrl_c(tmp_path):
             token = http.cookies["csrftoken"]
             signup = http.post(
                 "/accounts/signup/",
-                data={"email": "first@example.com", "password1": "a-long-enough-passphrase",
-                      "password2": "a-long-enough-passphrase", "csrfmiddlewaretoken": token},
+                data={
+                    "email": "first@example.com",
+                    "password1": "a-long-enough-passphrase",
+                    "password2": "a-long-enough-passphrase",
+                    "csrfmiddlewaretoken": token,
+                },
                 headers={"Referer": f"{base}/accounts/signup/"},
             )
             assert signup.status_code == 302

@@ -41,17 +41,23 @@ def test_registered_tasks_run_on_their_queue():
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "UNTRACE_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DEBUG", "UNTRACE_", "DJANGO_"))}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env={**base, "DJANGO_SETTINGS_MODULE": "untrace.settings", **env},
-        capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "untrace.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_production_settings_pass_the_deploy_check():
     result = _manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         DEBUG="false",
         UNTRACE_SECRET_KEY="k" * 20 + "Z9-long-random-production-secret-value-abcdefghij",
         UNTRACE_ENCRYPTION_KEYS="dGVzdC1lbmNyeXB0aW9uLWtleS0wMDAwMDAwMDAwMDA=",
@@ -71,7 +77,11 @@ def test_production_refuses_to_start_without_a_secret_key():
 def test_openapi_document_is_valid_and_complete(tmp_path):
     out = tmp_path / "schema.yaml"
     result = _manage(
-        "spectacular", "--validate", "--fail-on-warn", "--file", str(out),
+        "spectacular",
+        "--validate",
+        "--fail-on-warn",
+        "--file",
+        str(out),
         DJANGO_SETTINGS_MODULE="untrace.settings_test",
     )
     assert result.returncode == 0, result.stderr

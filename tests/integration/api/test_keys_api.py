@@ -88,9 +88,7 @@ def test_missing_scope_is_403(project):
 
 def test_a_key_cannot_grant_scopes_it_lacks(project):
     writer = ApiKeyFactory(project=project, scopes=["read", "write"])
-    response = _client(writer.secret).post(
-        "/v1/keys", {"name": "x", "scopes": ["proxy"]}, format="json"
-    )
+    response = _client(writer.secret).post("/v1/keys", {"name": "x", "scopes": ["proxy"]}, format="json")
     error = _error(response, 403, "scope_escalation")
     assert error["details"] == {"field": "scopes"}
 
@@ -120,8 +118,11 @@ def test_malformed_id_is_400_naming_the_field(api):
         ({"name": "k", "scopes": []}, "scopes", "scopes: Ensure this field has at least 1 elements."),
         ({"name": "k", "scopes": "read"}, "scopes", 'scopes: Expected a list of items but got type "str".'),
         ({"name": "k", "expires_at": "tomorrow"}, "expires_at", None),
-        ({"name": "k", "expires_at": "2001-01-01T00:00:00Z"}, "expires_at",
-         "expires_at: must be in the future"),
+        (
+            {"name": "k", "expires_at": "2001-01-01T00:00:00Z"},
+            "expires_at",
+            "expires_at: must be in the future",
+        ),
         ({"name": "k", "allowed_cidrs": ["10.0.0.0/33"]}, "allowed_cidrs[0]", None),
         ({"name": "k", "allowed_cidrs": [7]}, "allowed_cidrs", None),
     ],

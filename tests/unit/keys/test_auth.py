@@ -122,10 +122,10 @@ def test_rotation_with_zero_grace_ends_the_old_key_now(api_key):
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        ({"X-Untrace-Key": " ut_x "}, "ut_x"),
-        ({"Authorization": "Bearer ut_y"}, "ut_y"),
-        ({"Authorization": "bearer ut_z"}, "ut_z"),
-        ({"Authorization": "Basic abc"}, None),
+        ({"x-untrace-key": " ut_x "}, "ut_x"),
+        ({"authorization": "Bearer ut_y"}, "ut_y"),
+        ({"authorization": "bearer ut_z"}, "ut_z"),
+        ({"authorization": "Basic abc"}, None),
         ({}, None),
     ],
 )

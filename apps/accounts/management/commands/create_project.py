@@ -35,13 +35,10 @@ class Command(BaseCommand):
         user = User.objects.filter(email=email).first()
         if user is None:
             user = User.objects.create_user(email=email)  # no password: sets one via reset
-        organization = (
-            Organization.objects.filter(name=options["org"], memberships__user=user).first()
-            or organization_create(name=options["org"], owner=user)
-        )
-        Membership.objects.get_or_create(
-            organization=organization, user=user, defaults={"role": Role.OWNER}
-        )
+        organization = Organization.objects.filter(
+            name=options["org"], memberships__user=user
+        ).first() or organization_create(name=options["org"], owner=user)
+        Membership.objects.get_or_create(organization=organization, user=user, defaults={"role": Role.OWNER})
         project = organization.projects.filter(name=options["project"]).first() or project_create(
             organization=organization, name=options["project"]
         )

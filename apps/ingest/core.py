@@ -1,0 +1,271 @@
+"""Ingest endpoints as plain functions of (request) -> response, free of any web framework.
+
+Two thin adapters call them: Django views (`views.py`, for WSGI and the test
+client) and the ASGI fast path (`asgi.py`), which serves the same endpoints in
+production without Django's middleware chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+
+from apps.core.errors import error_body
+from apps.core.metrics import SPANS_INGESTED, SPANS_REJECTED
+from apps.ingest import otlp
+from apps.ingest.limits import span_limits
+from apps.ingest.webhooks import WebhookError, message_record, webhook_verify
+from apps.keys.auth import KeyAuthError, KeyPrincipal, authenticate_key, key_from_headers
+from apps.traces.pricing_overrides import price_overrides_for
+from apps.traces.schema import (
+    BatchResult,
+    BodyTooLarge,
+    InvalidJSON,
+    SchemaError,
+    Span,
+    SpanValidationError,
+    TooManyItems,
+    decode_batch,
+    decode_single,
+)
+from apps.traces.store import StoreResult, spans_store
+
+logger = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    client_ip: str | None = None
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass
+class IngestResponse:
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class IngestError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.response = IngestResponse(
+            status, orjson.dumps(error_body(code, message, details)), headers=headers or {}
+        )
+
+
+def _json(status: int, body: Any) -> IngestResponse:
+    return IngestResponse(status, orjson.dumps(body))
+
+
+def _authenticate(request: IngestRequest) -> KeyPrincipal:
+    try:
+        return authenticate_key(
+            key_from_headers(request.headers), client_ip=request.client_ip, scope="ingest"
+        )
+    except KeyAuthError as exc:
+        raise IngestError(exc.status, exc.code, exc.message) from exc
+
+
+def _require_json(request: IngestRequest) -> None:
+    if request.content_type != JSON:
+        raise IngestError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, not {request.content_type or 'missing'!r}.",
+        )
+
+
+def _body(request: IngestRequest) -> bytes:
+    """The body, decompressed per Content-Encoding, within the size limit."""
+    limit = span_limits().max_body_bytes
+    if len(request.body) > limit:
+        raise IngestError(413, "payload_too_large", f"the request body is larger than {limit} bytes")
+    try:
+        return otlp.maybe_gunzip(request.body, request.headers.get("content-encoding"), max_bytes=limit)
+    except BodyTooLarge as exc:
+        raise IngestError(413, "payload_too_large", exc.message) from exc
+    except otlp.UnsupportedMediaType as exc:
+        raise IngestError(415, "unsupported_media_type", str(exc)) from exc
+    except otlp.OtlpDecodeError as exc:
+        raise IngestError(400, "invalid_encoding", str(exc)) from exc
+
+
+def _schema_error(exc: SchemaError) -> IngestError:
+    if isinstance(exc, (BodyTooLarge, TooManyItems)):
+        return IngestError(413, "payload_too_large", exc.message)
+    if isinstance(exc, InvalidJSON):
+        return IngestError(
+            400,
+            "invalid_json",
+            exc.message,
+            {"position": exc.position, "line": exc.line, "column": exc.column},
+        )
+    if isinstance(exc, SpanValidationError):
+        message = f"{exc.field_path}: {exc.message}" if exc.field_path else exc.message
+        return IngestError(400, "invalid_request", message, {"field": exc.field_path or None})
+    return IngestError(400, "invalid_request", exc.message)
+
+
+def _store(
+    *, project_id: uuid.UUID, organization_id: uuid.UUID, spans: Sequence[Span], source: str
+) -> StoreResult:
+    """Durable before acknowledged: 503 with Retry-After when PostgreSQL cannot take them."""
+    try:
+        result = spans_store(
+            project_id=project_id,
+            spans=spans,
+            source=source,
+            price_overrides=price_overrides_for(organization_id),
+        )
+    except (OperationalError, InterfaceError) as exc:
+        logger.error("trace store unavailable: %s", exc)
+        raise IngestError(
+            503,
+            "store_unavailable",
+            "The trace store is unavailable; retry later.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from exc
+    except DatabaseError as exc:  # a value PostgreSQL refuses that validation let through
+        logger.exception("spans refused by the store")
+        raise IngestError(400, "invalid_request", "the store refused the spans") from exc
+    SPANS_INGESTED.labels(source).inc(result.inserted)
+    return result
+
+
+def _batch_response(
+    result: BatchResult, *, project_id: uuid.UUID, organization_id: uuid.UUID, source: str
+) -> IngestResponse:
+    """202 all accepted, 207 some rejected, 400 none."""
+    if result.errors:
+        SPANS_REJECTED.labels(source).inc(len(result.errors))
+    if not result.spans:
+        raise IngestError(
+            400,
+            "invalid_request",
+            f"no span accepted: {len(result.errors)} rejected",
+            {"errors": result.errors},
+        )
+    stored = _store(project_id=project_id, organization_id=organization_id, spans=result.spans, source=source)
+    return _json(207 if result.errors else 202, {"accepted": stored.ids, "errors": result.errors})
+
+
+def _handled(handler):
+    def run(request: IngestRequest, *args: Any) -> IngestResponse:
+        try:
+            return handler(request, *args)
+        except IngestError as exc:
+            return exc.response
+
+    run.__name__ = handler.__name__
+    return run
+
+
+@_handled
+def ingest_single(request: IngestRequest) -> IngestResponse:
+    principal = _authenticate(request)
+    _require_json(request)
+    try:
+        span = decode_single(_body(request), limits=span_limits())
+    except SchemaError as exc:
+        SPANS_REJECTED.labels("http").inc()
+        raise _schema_error(exc) from exc
+    stored = _store(
+        project_id=principal.project_id,
+        organization_id=principal.organization_id,
+        spans=[span],
+        source="http",
+    )
+    return _json(202, {"accepted": 1, "ids": stored.ids})
+
+
+@_handled
+def ingest_batch(request: IngestRequest) -> IngestResponse:
+    principal = _authenticate(request)
+    _require_json(request)
+    try:
+        result = decode_batch(_body(request), limits=span_limits())
+    except SchemaError as exc:
+        raise _schema_error(exc) from exc
+    return _batch_response(
+        result, project_id=principal.project_id, organization_id=principal.organization_id, source="batch"
+    )
+
+
+@_handled
+def ingest_webhook(request: IngestRequest, endpoint_id: str) -> IngestResponse:
+    """Standard Webhooks: the signature is the credential, no API key."""
+    _require_json(request)
+    try:
+        endpoint_uuid = uuid.UUID(endpoint_id)
+    except ValueError as exc:
+        raise IngestError(404, "not_found", "No such webhook endpoint.") from exc
+    body = _body(request)  # signatures cover the payload, not its transfer encoding
+    try:
+        verified = webhook_verify(endpoint_id=endpoint_uuid, headers=request.headers, body=body)
+    except WebhookError as exc:
+        raise IngestError(exc.status, exc.code, exc.message) from exc
+    try:
+        result = decode_batch(body, limits=span_limits())
+    except SchemaError as exc:
+        raise _schema_error(exc) from exc
+    try:
+        with transaction.atomic():  # the message id is taken only if its spans are stored
+            if not message_record(message=verified):
+                return _json(202, {"accepted": [], "errors": [], "replayed": True})
+            return _batch_response(
+                result,
+                project_id=verified.project_id,
+                organization_id=verified.organization_id,
+                source="webhook",
+            )
+    except (OperationalError, InterfaceError) as exc:
+        raise IngestError(
+            503,
+            "store_unavailable",
+            "The trace store is unavailable; retry later.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from exc
+
+
+@_handled
+def ingest_otlp(request: IngestRequest) -> IngestResponse:
+    principal = _authenticate(request)
+    response_type = otlp.response_content_type(request.content_type)
+    try:
+        result = otlp.decode_otlp(_body(request), content_type=request.content_type, limits=span_limits())
+    except otlp.UnsupportedMediaType as exc:
+        raise IngestError(415, "unsupported_media_type", str(exc)) from exc
+    except otlp.OtlpDecodeError as exc:
+        raise IngestError(400, "invalid_otlp", str(exc)) from exc
+    except SchemaError as exc:
+        raise _schema_error(exc) from exc
+    if result.rejected:
+        SPANS_REJECTED.labels("otlp").inc(result.rejected)
+    if result.spans:
+        _store(
+            project_id=principal.project_id,
+            organization_id=principal.organization_id,
+            spans=result.spans,
+            source="otlp",
+        )
+    body = otlp.encode_otlp_response(
+        rejected=result.rejected, message=result.error_message, content_type=response_type
+    )
+    return IngestResponse(200, body, content_type=response_type)

@@ -1,0 +1,118 @@
+"""Signed-webhook ingest (Standard Webhooks): endpoints, secrets, verification, replay."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from apps.core import crypto
+from apps.ingest.models import WebhookEndpoint, WebhookMessage
+
+SECRET_PREFIX = "whsec_"
+PREVIOUS_SECRET_GRACE = timedelta(hours=24)
+REPLAY_WINDOW = timedelta(days=1)  # message ids are kept this long (signatures expire after 5 minutes)
+
+
+class WebhookError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class VerifiedMessage:
+    endpoint_id: uuid.UUID
+    project_id: uuid.UUID
+    organization_id: uuid.UUID
+    message_id: str
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def endpoint_create(*, project_id: uuid.UUID, name: str, enabled: bool = True) -> tuple[WebhookEndpoint, str]:
+    secret = new_secret()
+    endpoint = WebhookEndpoint.objects.create(
+        project_id=project_id, name=name, enabled=enabled, secret_encrypted=crypto.encrypt(secret)
+    )
+    return endpoint, secret
+
+
+def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
+    """A new secret; the old one keeps verifying for PREVIOUS_SECRET_GRACE."""
+    secret = new_secret()
+    endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+    endpoint.previous_secret_expires_at = timezone.now() + PREVIOUS_SECRET_GRACE
+    endpoint.secret_encrypted = crypto.encrypt(secret)
+    endpoint.save(
+        update_fields=[
+            "secret_encrypted",
+            "previous_secret_encrypted",
+            "previous_secret_expires_at",
+            "updated_at",
+        ]
+    )
+    return secret
+
+
+def _secrets_of(endpoint: WebhookEndpoint) -> list[str]:
+    found = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret_encrypted and expires and expires > timezone.now():
+        found.append(crypto.decrypt(endpoint.previous_secret_encrypted))
+    return found
+
+
+def webhook_verify(*, endpoint_id: uuid.UUID, headers: Mapping[str, str], body: bytes) -> VerifiedMessage:
+    """Check the signature and timestamp (5-minute tolerance); 404 for an unknown or disabled endpoint."""
+    endpoint = WebhookEndpoint.objects.select_related("project").filter(pk=endpoint_id, enabled=True).first()
+    if endpoint is None:
+        raise WebhookError(404, "not_found", "No such webhook endpoint.")
+    wanted = {
+        name: headers.get(name, "") for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    }
+    missing = [name for name, value in wanted.items() if not value]
+    if missing:
+        raise WebhookError(401, "invalid_signature", f"Missing header {missing[0]}.")
+    reason = "No matching signature."
+    for secret in _secrets_of(endpoint):
+        try:
+            Webhook(secret).verify(body, wanted, json_parse=False)
+        except WebhookVerificationError as exc:
+            reason = f"{exc}."
+            continue
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            reason = "Malformed webhook-signature header or body."
+            continue
+        return VerifiedMessage(
+            endpoint.pk, endpoint.project_id, endpoint.project.organization_id, wanted["webhook-id"][:256]
+        )
+    raise WebhookError(401, "invalid_signature", reason)
+
+
+def message_record(*, message: VerifiedMessage) -> bool:
+    """Record the message id; False when it was seen before (a replay). Call inside the
+    transaction that stores the message's spans, so a failed store can be retried."""
+    try:
+        with transaction.atomic():
+            WebhookMessage.objects.create(endpoint_id=message.endpoint_id, message_id=message.message_id)
+    except IntegrityError:
+        return False
+    WebhookEndpoint.objects.filter(pk=message.endpoint_id).update(last_received_at=timezone.now())
+    return True
+
+
+def messages_delete_old() -> int:
+    deleted, _ = WebhookMessage.objects.filter(received_at__lt=timezone.now() - REPLAY_WINDOW).delete()
+    return deleted
