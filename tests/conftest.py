@@ -32,6 +32,19 @@ def _block_outbound_network():
     socket.socket.connect = _real_connect
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _empty_test_broker():
+    """Tasks enqueued by tests land in the test Redis database; no worker eats them."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    yield
+    client.flushdb()
+    client.close()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_key_cache():
     key_cache.clear()

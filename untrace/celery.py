@@ -37,6 +37,16 @@ app.conf.update(
     worker_hijack_root_logger=False,
     timezone="UTC",
     beat_schedule={
+        "requeue-unrouted-batches": {
+            "task": "workers.tasks.maintenance.requeue_unrouted_batches",
+            "schedule": 60.0,
+            "options": {"queue": Queue.MAINTENANCE.value, "expires": 55},
+        },
+        "delete-old-webhook-messages": {
+            "task": "workers.tasks.maintenance.delete_old_webhook_messages",
+            "schedule": 3600.0,
+            "options": {"queue": Queue.MAINTENANCE.value, "expires": 3000},
+        },
         "delete-expired-invitations": {
             "task": "workers.tasks.maintenance.delete_expired_invitations",
             "schedule": 3600.0,

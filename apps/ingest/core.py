@@ -134,14 +134,8 @@ def _store(
             source=source,
             price_overrides=price_overrides_for(organization_id),
         )
-    except (OperationalError, InterfaceError) as exc:
-        logger.error("trace store unavailable: %s", exc)
-        raise IngestError(
-            503,
-            "store_unavailable",
-            "The trace store is unavailable; retry later.",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from exc
+    except (OperationalError, InterfaceError):
+        raise  # an outage, not bad data: `_handled` answers 503
     except DatabaseError as exc:  # a value PostgreSQL refuses that validation let through
         logger.exception("spans refused by the store")
         raise IngestError(400, "invalid_request", "the store refused the spans") from exc
@@ -166,12 +160,27 @@ def _batch_response(
     return _json(207 if result.errors else 202, {"accepted": stored.ids, "errors": result.errors})
 
 
+def _unavailable() -> IngestError:
+    return IngestError(
+        503,
+        "store_unavailable",
+        "The trace store is unavailable; retry later.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _handled(handler):
+    """IngestError becomes its response; PostgreSQL down anywhere (the key lookup
+    included) becomes 503 with Retry-After, never a 500 or a 202."""
+
     def run(request: IngestRequest, *args: Any) -> IngestResponse:
         try:
             return handler(request, *args)
         except IngestError as exc:
             return exc.response
+        except (OperationalError, InterfaceError) as exc:
+            logger.error("trace store unavailable: %s", exc)
+            return _unavailable().response
 
     run.__name__ = handler.__name__
     return run
@@ -225,23 +234,15 @@ def ingest_webhook(request: IngestRequest, endpoint_id: str) -> IngestResponse:
         result = decode_batch(body, limits=span_limits())
     except SchemaError as exc:
         raise _schema_error(exc) from exc
-    try:
-        with transaction.atomic():  # the message id is taken only if its spans are stored
-            if not message_record(message=verified):
-                return _json(202, {"accepted": [], "errors": [], "replayed": True})
-            return _batch_response(
-                result,
-                project_id=verified.project_id,
-                organization_id=verified.organization_id,
-                source="webhook",
-            )
-    except (OperationalError, InterfaceError) as exc:
-        raise IngestError(
-            503,
-            "store_unavailable",
-            "The trace store is unavailable; retry later.",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from exc
+    with transaction.atomic():  # the message id is taken only if its spans are stored
+        if not message_record(message=verified):
+            return _json(202, {"accepted": [], "errors": [], "replayed": True})
+        return _batch_response(
+            result,
+            project_id=verified.project_id,
+            organization_id=verified.organization_id,
+            source="webhook",
+        )
 
 
 @_handled

@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 _publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enqueue")
 
 
-def _publish(batch_id: uuid.UUID) -> bool:
+def publish_routing(batch_id: uuid.UUID) -> bool:
+    """Publish now; True when the broker took the task."""
     from workers.tasks.routing import route_batch
 
     try:
@@ -33,4 +34,4 @@ def _publish(batch_id: uuid.UUID) -> bool:
 
 def enqueue_routing(*, batch_id: uuid.UUID) -> Future[bool]:
     """Publish in the background; the future tells whether the broker took the task."""
-    return _publisher.submit(_publish, batch_id)
+    return _publisher.submit(publish_routing, batch_id)
