@@ -1,8 +1,10 @@
 """`make run`'s launcher, started for real on a free port with nothing but SQLite and files."""
 
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.live import wait_for
 from untrace.devstack import environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +90,45 @@ def test_run_serves_signup_and_stops_everything_on_ctrl_c(tmp_path):
             assert signup.status_code == 302
             home = http.get("/", follow_redirects=True)
             assert "API keys" in home.text
+
+        # A span in through the ingest fast path, stored in SQLite, routed by the
+        # worker over the file broker, read back through Django.
+        created = subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "create_project",
+                "--org",
+                "Dev",
+                "--project",
+                "Local",
+                "--owner-email",
+                "dev@example.com",
+            ],
+            cwd=ROOT,
+            env={**env, "DEBUG": "true"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = json.loads(created.stdout)["api_key"]
+        headers = {"X-Untrace-Key": key}
+        span = {
+            "id": "dev-1",
+            "model": "gpt-4o-mini",
+            "request": {"prompt": "hello"},
+            "response": {"content": "hi"},
+        }
+        assert httpx.post(f"{base}/v1/traces", json=span, headers=headers, timeout=10).status_code == 202
+        listed = httpx.get(f"{base}/v1/traces", headers=headers, timeout=10).json()["results"]
+        assert [s["id"] for s in listed] == ["dev-1"]
+        assert listed[0]["provider"] == "openai"
+
+        def routed() -> bool:
+            with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+                return db.execute("SELECT routed_at FROM traces_ingestbatch").fetchone()[0] is not None
+
+        assert wait_for(routed, timeout=30)
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
