@@ -56,6 +56,7 @@ def web_server(env: dict[str, str]) -> Iterator[str]:
             str(port),
             "--log-level",
             "warning",
+            "--no-access-log",
         ],
         cwd=ROOT,
         env=env,
