@@ -503,7 +503,31 @@ def _parse(raw: bytes | msgspec.Raw, path: str = "") -> Any:
         raise _too_deep() from None
 
 
+def _not_utf8(body: bytes) -> InvalidJSON:
+    """msgspec checks UTF-8 only when it builds a string; report it as the JSON error it is."""
+    try:
+        body.decode()
+        position = len(body)
+    except UnicodeDecodeError as exc:  # where in the whole body, not in the string msgspec saw
+        position = exc.start
+    line = body.count(b"\n", 0, position) + 1
+    column = position - (body.rfind(b"\n", 0, position) + 1) + 1
+    return InvalidJSON(
+        f"invalid JSON at line {line}, column {column} (byte {position}): not valid UTF-8",
+        position=position,
+        line=line,
+        column=column,
+    )
+
+
 def _from_json(raw: bytes | msgspec.Raw, limits: SpanLimits) -> Span:
+    try:
+        return _from_json_text(raw, limits)
+    except UnicodeDecodeError:
+        raise _not_utf8(bytes(raw)) from None
+
+
+def _from_json_text(raw: bytes | msgspec.Raw, limits: SpanLimits) -> Span:
     """Typed decoding plus a scan of the top-level keys; other cases take the general path."""
     try:
         keys = _keys_decoder.decode(raw)
@@ -552,6 +576,8 @@ def decode_batch(body: bytes, *, limits: SpanLimits) -> BatchResult:
     _check_size(body, limits)
     try:
         items = _batch_decoder.decode(body).traces
+    except UnicodeDecodeError:
+        raise _not_utf8(body) from None
     except msgspec.ValidationError:
         raise InvalidBody("the body must be a JSON object with a `traces` array") from None
     except msgspec.DecodeError as exc:

@@ -436,3 +436,20 @@ def test_span_equality_after_round_trip_through_json():
     again = decode_single(span_to_json(span), limits=LIMITS)
     assert again == span
     assert isinstance(again, Span)
+
+
+def test_invalid_utf8_is_invalid_json_with_its_byte_position():
+    with pytest.raises(InvalidJSON) as info:
+        decode_single(b'{"id": "\xff"}', limits=LIMITS)
+    assert (info.value.position, info.value.line, info.value.column) == (8, 1, 9)
+    assert info.value.message == "invalid JSON at line 1, column 9 (byte 8): not valid UTF-8"
+
+    result = decode_batch(b'{"traces": [{"id": "a\xff"}, {"id": "ok"}]}', limits=LIMITS)
+    assert [span.id for span in result.spans] == ["ok"]
+    assert result.errors == [
+        {
+            "index": 0,
+            "message": "invalid JSON at line 1, column 10 (byte 9): not valid UTF-8",
+            "field": "traces[0]",
+        }
+    ]
