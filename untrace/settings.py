@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.keys",
     "apps.traces",
     "apps.ingest",
+    "apps.proxy",
     "apps.dashboard",
 ]
 
@@ -183,6 +184,32 @@ UNTRACE_MAX_STRING_LENGTH = env.int("UNTRACE_MAX_STRING_LENGTH", default=1024 * 
 UNTRACE_MAX_DEPTH = env.int("UNTRACE_MAX_DEPTH", default=32)
 # Django refuses larger bodies before a view runs; the ingest views answer 413 themselves.
 DATA_UPLOAD_MAX_MEMORY_SIZE = UNTRACE_MAX_BODY_BYTES + 1
+
+# --- Proxy ----------------------------------------------------------------------
+UNTRACE_OPENAI_UPSTREAM = env.str("UNTRACE_OPENAI_UPSTREAM", default="https://api.openai.com")
+UNTRACE_ANTHROPIC_UPSTREAM = env.str("UNTRACE_ANTHROPIC_UPSTREAM", default="https://api.anthropic.com")
+UNTRACE_PROXY_CONNECT_TIMEOUT = env.float("UNTRACE_PROXY_CONNECT_TIMEOUT", default=10.0)
+# Longest silence between two bytes of an upstream answer (long generations stream slowly).
+UNTRACE_PROXY_READ_TIMEOUT = env.float("UNTRACE_PROXY_READ_TIMEOUT", default=600.0)
+# Retries before the first byte reached the client, on connect errors and these statuses.
+UNTRACE_PROXY_RETRIES = env.int("UNTRACE_PROXY_RETRIES", default=2)
+UNTRACE_PROXY_RETRY_STATUSES = [
+    int(s) for s in env.list("UNTRACE_PROXY_RETRY_STATUSES", default=["429", "502", "503", "504"])
+]
+# A Retry-After longer than this is not waited for: the answer goes back to the client.
+UNTRACE_PROXY_RETRY_MAX_WAIT = env.float("UNTRACE_PROXY_RETRY_MAX_WAIT", default=5.0)
+UNTRACE_PROXY_MAX_CONNECTIONS = env.int("UNTRACE_PROXY_MAX_CONNECTIONS", default=512)
+UNTRACE_PROXY_MAX_BODY_BYTES = env.int("UNTRACE_PROXY_MAX_BODY_BYTES", default=64 * 1024 * 1024)
+# Off: calls pass through untraced (the trace id header is still set).
+UNTRACE_PROXY_CAPTURE = env.bool("UNTRACE_PROXY_CAPTURE", default=True)
+# Bodies larger than this are not parsed into the trace (the call itself is unaffected).
+UNTRACE_PROXY_CAPTURE_MAX_BYTES = env.int("UNTRACE_PROXY_CAPTURE_MAX_BYTES", default=2 * 1024 * 1024)
+UNTRACE_PROXY_QUEUE_SIZE = env.int("UNTRACE_PROXY_QUEUE_SIZE", default=10000)
+# Traces of the calls ending within this window are stored together.
+UNTRACE_PROXY_FLUSH_INTERVAL = env.float("UNTRACE_PROXY_FLUSH_INTERVAL", default=0.05)
+UNTRACE_PROXY_REPLAY_INTERVAL = env.float("UNTRACE_PROXY_REPLAY_INTERVAL", default=5.0)
+# Traces that could not be stored wait here until PostgreSQL is back.
+UNTRACE_PROXY_SPILL_DIR = Path(env.str("UNTRACE_PROXY_SPILL_DIR", default=str(VAR_DIR / "proxy-spill")))
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {

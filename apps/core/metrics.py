@@ -62,6 +62,23 @@ TASK_LATENCY = Histogram(
 )
 
 
+PROXY_REQUESTS = Counter(
+    "untrace_proxy_requests_total",
+    "Proxied LLM calls, by provider and status returned to the client.",
+    ["provider", "status"],
+)
+PROXY_UPSTREAM_RETRIES = Counter(
+    "untrace_proxy_upstream_retries_total",
+    "Upstream attempts the proxy retried, by provider and reason.",
+    ["provider", "reason"],
+)
+PROXY_TRACES = Counter(
+    "untrace_proxy_traces_total",
+    "Proxy traces by outcome: stored, spilled (to the local file), replayed (from it), dropped.",
+    ["outcome"],
+)
+
+
 def render_metrics() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import close_old_connections
 
+from apps.core.asgi import ClientGone, client_ip, lowercase_headers, read_body
 from apps.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from apps.ingest import core
 from apps.ingest.limits import span_limits
@@ -56,31 +57,6 @@ def _run(
         close_old_connections()
 
 
-async def _read_body(receive: Callable, limit: int) -> bytes | None:
-    """The body, or None as soon as it grows past `limit`."""
-    chunks, size, more = [], 0, True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionError("client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-def _client_ip(scope: Scope, headers: dict[str, str]) -> str | None:
-    from django.conf import settings
-
-    if settings.UNTRACE_TRUST_X_FORWARDED_FOR and headers.get("x-forwarded-for"):
-        return headers["x-forwarded-for"].split(",", 1)[0].strip()
-    client = scope.get("client")
-    return client[0] if client else None
-
-
 async def _send(send: Callable, response: core.IngestResponse) -> None:
     headers = [
         (b"content-type", response.content_type.encode()),
@@ -101,16 +77,19 @@ def with_ingest_fast_path(django_app: ASGIApp) -> ASGIApp:
             return
         name, handler, args = route
         started = time.perf_counter()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = lowercase_headers(scope)
         limit = span_limits().max_body_bytes
         declared = headers.get("content-length", "")
-        body = None if declared.isdigit() and int(declared) > limit else await _read_body(receive, limit)
+        try:
+            body = None if declared.isdigit() and int(declared) > limit else await read_body(receive, limit)
+        except ClientGone:
+            return
         if body is None:
             response = core.IngestError(
                 413, "payload_too_large", f"the request body is larger than {limit} bytes"
             ).response
         else:
-            request = core.IngestRequest(headers=headers, body=body, client_ip=_client_ip(scope, headers))
+            request = core.IngestRequest(headers=headers, body=body, client_ip=client_ip(scope, headers))
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(_pool, _run, handler, request, args)
         await _send(send, response)

@@ -147,6 +147,25 @@ def authenticate_key(
     return principal
 
 
+_MARGIN = 1.0  # seconds: keeps `key_needs_io`'s answer true until authenticate_key looks again
+
+
+def key_needs_io(raw_key: str | None) -> bool:
+    """Whether checking this key may touch the database (a cache miss, or a last use due
+    to be recorded). Async callers check warm keys on the event loop and go to a thread
+    only when this is true: a thread hop costs more than the check itself."""
+    if not raw_key or len(raw_key) != _KEY_LENGTH or not raw_key.startswith(KEY_PREFIX):
+        return False  # refused without a lookup
+    lookup_id = raw_key[len(KEY_PREFIX) : len(KEY_PREFIX) + LOOKUP_ID_LENGTH]
+    principal = cache.get(lookup_id, settings.UNTRACE_KEY_CACHE_SECONDS - _MARGIN)
+    if principal is None:
+        return True
+    if principal is _MISSING:
+        return False
+    touched = _last_touch.get(principal.key_id)
+    return touched is None or time.monotonic() - touched > settings.UNTRACE_KEY_LAST_USED_INTERVAL - _MARGIN
+
+
 def _touch(key_id: uuid.UUID) -> None:
     now = time.monotonic()
     last = _last_touch.get(key_id)

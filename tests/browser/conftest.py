@@ -6,7 +6,7 @@ import pytest
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     # Playwright's sync API runs an event loop in the test thread; the ORM calls
     # the tests make around it are ordinary synchronous calls.

@@ -131,3 +131,15 @@ def test_rotation_with_zero_grace_ends_the_old_key_now(api_key):
 )
 def test_key_from_headers(headers, expected):
     assert key_from_headers(headers) == expected
+
+
+def test_key_needs_io_only_for_a_cold_key_or_a_due_last_use(api_key, settings):
+    from apps.keys.auth import key_needs_io
+
+    settings.UNTRACE_KEY_LAST_USED_INTERVAL = 3600
+    assert key_needs_io(api_key.secret)  # nothing cached yet
+    assert not key_needs_io("not-a-key")  # refused without a lookup
+    authenticate_key(api_key.secret)
+    assert not key_needs_io(api_key.secret)  # warm, and its last use was just written
+    settings.UNTRACE_KEY_LAST_USED_INTERVAL = 0
+    assert key_needs_io(api_key.secret)  # a last use is due: a database write

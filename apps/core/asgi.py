@@ -1,0 +1,40 @@
+"""Small pieces shared by the ASGI routes that answer before Django (ingest, proxy)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request was being read."""
+
+
+async def read_body(receive: Callable, limit: int) -> bytes | None:
+    """The request body, or None as soon as it grows past `limit`."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def lowercase_headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+def client_ip(scope: dict[str, Any], headers: dict[str, str]) -> str | None:
+    """The caller's address: X-Forwarded-For's first hop when trusted, else the socket's."""
+    if settings.UNTRACE_TRUST_X_FORWARDED_FOR and headers.get("x-forwarded-for"):
+        return headers["x-forwarded-for"].split(",", 1)[0].strip()
+    client = scope.get("client")
+    return client[0] if client else None

@@ -1,0 +1,272 @@
+"""The OpenAI- and Anthropic-compatible proxy, as a lean ASGI route in front of Django.
+
+`ANY /v1/proxy/{openai|anthropic}/{path}` is answered here, fully async, without
+Django's middleware: check the Untrace key, read the body, send it on to the
+provider over a pooled aiohttp session, and relay the answer (status, headers
+minus hop-by-hop, body bytes) unchanged; server-sent events chunk by chunk as
+they arrive. The call's bytes and timings go to the trace writer afterwards.
+This app also answers the ASGI lifespan: at startup it freezes the objects
+loaded so far out of the garbage collector's passes; on shutdown it closes the
+upstream pools and flushes the traces still queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import aiohttp
+import orjson
+from django.conf import settings
+from django.core.exceptions import SynchronousOnlyOperation
+from django.db import close_old_connections
+
+from apps.core.asgi import ClientGone, client_ip, lowercase_headers, read_body
+from apps.core.errors import error_body
+from apps.core.metrics import PROXY_REQUESTS
+from apps.keys.auth import KeyAuthError, KeyPrincipal, authenticate_key, key_needs_io
+from apps.proxy import upstream
+from apps.proxy.capture import ProxiedCall
+from apps.proxy.headers import call_metadata, client_headers, upstream_headers
+from apps.proxy.writer import flush_traces, trace_writer
+
+Scope = dict[str, Any]
+ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
+
+PREFIX = "/v1/proxy/"
+_STREAM_ABOVE_BYTES = 1024 * 1024  # larger answers are relayed chunk by chunk, not read whole
+# Key checks that may query PostgreSQL (a cold cache, a last use to record) run here.
+_auth_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="proxy-auth")
+
+
+def _authenticate_in_thread(raw_key: str | None, client_ip: str | None) -> KeyPrincipal:
+    close_old_connections()
+    try:
+        return authenticate_key(raw_key, client_ip=client_ip, scope="proxy")
+    finally:
+        close_old_connections()
+
+
+async def _authenticate(raw_key: str | None, client_ip: str | None) -> KeyPrincipal:
+    if not key_needs_io(raw_key):
+        try:
+            return authenticate_key(raw_key, client_ip=client_ip, scope="proxy")
+        except SynchronousOnlyOperation:
+            pass
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_auth_pool, _authenticate_in_thread, raw_key, client_ip)
+
+
+async def _send_error(
+    send: Callable, status: int, code: str, message: str, trace_id: str | None = None
+) -> None:
+    body = orjson.dumps(error_body(code, message))
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if trace_id:
+        headers.append((b"x-untrace-trace-id", trace_id.encode()))
+    if status == 503:
+        headers.append((b"retry-after", b"5"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _relay_stream(
+    response: aiohttp.ClientResponse, receive: Callable, send: Callable, call: ProxiedCall | None
+) -> tuple[str, str] | None:
+    """Forward the body chunk by chunk; the failure (type, message) that cut it short, if any."""
+    state = {"finished": False, "gone": False}
+
+    async def watch_client() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not state["finished"]:
+                    state["gone"] = True
+                    response.close()  # ends the upstream request, and the loop below
+                return
+
+    watcher = asyncio.ensure_future(watch_client())
+    limit = settings.UNTRACE_PROXY_CAPTURE_MAX_BYTES
+    kept = 0
+    failure: tuple[str, str] | None = None
+    try:
+        async for chunk in response.content.iter_any():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if call is not None:
+                kept += len(chunk)
+                if kept <= limit:
+                    call.chunks.append((time.time() * 1000, chunk))
+                else:
+                    call.truncated = True
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        if not state["gone"]:
+            failure = ("upstream_interrupted", f"the provider's answer stopped: {exc.__class__.__name__}")
+    finally:
+        state["finished"] = True
+        watcher.cancel()
+        response.release()
+    if state["gone"]:
+        return ("client_disconnected", "the client disconnected before the answer was complete")
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return failure
+
+
+async def _proxy(scope: Scope, receive: Callable, send: Callable) -> None:
+    started_ms = time.time() * 1000
+    provider, _, rest = scope["path"][len(PREFIX) :].partition("/")
+    if provider not in upstream.PROVIDERS or not rest:
+        await _send_error(send, 404, "not_found", f"No proxy route for {scope['path']}.")
+        PROXY_REQUESTS.labels("none", "404").inc()
+        return
+    headers = lowercase_headers(scope)
+    try:
+        principal = await _authenticate(headers.get("x-untrace-key"), client_ip(scope, headers))
+    except KeyAuthError as exc:
+        await _send_error(send, exc.status, exc.code, exc.message)
+        PROXY_REQUESTS.labels(provider, str(exc.status)).inc()
+        return
+    except Exception:  # noqa: BLE001 - the key store is unreachable
+        await _send_error(send, 503, "unavailable", "The API key could not be checked; retry shortly.")
+        PROXY_REQUESTS.labels(provider, "503").inc()
+        return
+
+    try:
+        body = await read_body(receive, settings.UNTRACE_PROXY_MAX_BODY_BYTES)
+    except ClientGone:
+        return
+    if body is None:
+        limit = settings.UNTRACE_PROXY_MAX_BODY_BYTES
+        await _send_error(send, 413, "payload_too_large", f"the request body is larger than {limit} bytes")
+        PROXY_REQUESTS.labels(provider, "413").inc()
+        return
+
+    meta = call_metadata(headers)
+    path = rest[3:] if rest.startswith("v1/") else rest
+    method = scope["method"]
+    call = None
+    if settings.UNTRACE_PROXY_CAPTURE:
+        request_type = headers.get("content-type", "")
+        call = ProxiedCall(
+            project_id=principal.project_id,
+            organization_id=principal.organization_id,
+            provider=provider,
+            method=method,
+            path=path,
+            meta=meta,
+            start_ms=started_ms,
+            request_body=body if "json" in request_type else b"",
+            request_content_type=request_type,
+        )
+    status = await _forward(
+        scope, receive, send, provider=provider, path=path, body=body, meta=meta, call=call
+    )
+    PROXY_REQUESTS.labels(provider, str(status)).inc()
+    if call is not None:
+        call.end_ms = time.time() * 1000
+        trace_writer().submit(call)
+
+
+async def _forward(
+    scope: Scope,
+    receive: Callable,
+    send: Callable,
+    *,
+    provider: str,
+    path: str,
+    body: bytes,
+    meta: Any,
+    call: ProxiedCall | None,
+) -> int:
+    """Send the call upstream and relay the answer; the status the client got."""
+    url = upstream.upstream_url(provider=provider, path=path, query_string=scope.get("query_string", b""))
+    try:
+        response = await upstream.open_response(
+            provider=provider,
+            method=scope["method"],
+            url=url,
+            headers=upstream_headers(scope["headers"]),
+            body=body,
+            policy=upstream.attempts(),
+        )
+    except upstream.UpstreamTimeout as exc:
+        if call is not None:
+            call.status, call.error = 504, ("upstream_timeout", str(exc))
+        await _send_error(send, 504, "upstream_timeout", str(exc), meta.trace_id)
+        return 504
+    except upstream.UpstreamUnavailable as exc:
+        if call is not None:
+            call.status, call.error = 502, ("upstream_unavailable", str(exc))
+        await _send_error(send, 502, "upstream_unavailable", str(exc), meta.trace_id)
+        return 502
+
+    status = response.status
+    content_type = response.headers.get("content-type", "")
+    if call is not None:
+        call.status = status
+        call.response_content_type = content_type
+        call.response_encoding = response.headers.get("content-encoding", "")
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": client_headers(response.raw_headers, trace_id=meta.trace_id),
+    }
+    length = response.content_length
+    if "text/event-stream" not in content_type and length is not None and length <= _STREAM_ABOVE_BYTES:
+        try:
+            data = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            message = f"The provider's answer stopped: {exc.__class__.__name__}."
+            if call is not None:
+                call.status, call.error = 502, ("upstream_interrupted", message)
+            await _send_error(send, 502, "upstream_interrupted", message, meta.trace_id)
+            return 502
+        finally:
+            response.release()
+        await send(start)
+        await send({"type": "http.response.body", "body": data})
+        if call is not None and len(data) <= settings.UNTRACE_PROXY_CAPTURE_MAX_BYTES:
+            call.response_body = data
+        elif call is not None:
+            call.truncated = True
+        return status
+
+    await send(start)
+    if call is not None:
+        call.chunks = []
+    failure = await _relay_stream(response, receive, send, call)
+    if call is not None and failure is not None:
+        call.error = failure
+    return status
+
+
+async def _lifespan(receive: Callable, send: Callable) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            # Everything loaded so far lives as long as the process: keep it out of the cyclic
+            # collector's full passes, which otherwise stall requests for several milliseconds.
+            gc.collect()
+            gc.freeze()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await upstream.close_sessions()
+            await asyncio.to_thread(flush_traces, 10.0)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def with_proxy(app: ASGIApp) -> ASGIApp:
+    async def proxy_app(scope: Scope, receive: Callable, send: Callable) -> None:
+        kind = scope["type"]
+        if kind == "http" and scope["path"].startswith(PREFIX):
+            await _proxy(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return proxy_app
