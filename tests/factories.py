@@ -66,3 +66,21 @@ class ApiKeyFactory(factory.django.DjangoModelFactory):
         issued = key_create(**kwargs)
         issued.key.secret = issued.secret
         return issued.key
+
+
+class WebhookEndpointFactory(factory.django.DjangoModelFactory):
+    """Goes through the real `endpoint_create` service; the plain secret is on `.secret`."""
+
+    class Meta:
+        model = "ingest.WebhookEndpoint"
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"webhook {n}")
+    enabled = True
+
+    @classmethod
+    def _create(cls, model_class, project, **kwargs):
+        from apps.ingest.webhooks import endpoint_create
+
+        endpoint, _ = endpoint_create(project_id=project.pk, **kwargs)
+        return endpoint

@@ -136,11 +136,14 @@ def _store(
         )
     except (OperationalError, InterfaceError):
         raise  # an outage, not bad data: `_handled` answers 503
-    except DatabaseError as exc:  # a value PostgreSQL refuses that validation let through
+    except (DatabaseError, orjson.JSONEncodeError) as exc:  # a value validation let through, out of range
         logger.exception("spans refused by the store")
         raise IngestError(400, "invalid_request", "the store refused the spans") from exc
     SPANS_INGESTED.labels(source).inc(result.inserted)
     return result
+
+
+STORE_REFUSED = "the store refused this span: a value is out of range"
 
 
 def _batch_response(
@@ -156,8 +159,42 @@ def _batch_response(
             f"no span accepted: {len(result.errors)} rejected",
             {"errors": result.errors},
         )
-    stored = _store(project_id=project_id, organization_id=organization_id, spans=result.spans, source=source)
-    return _json(207 if result.errors else 202, {"accepted": stored.ids, "errors": result.errors})
+    target = {"project_id": project_id, "organization_id": organization_id, "source": source}
+    try:
+        accepted = _store(spans=result.spans, **target).ids
+    except IngestError:
+        accepted, refused = _store_each(result.spans, **target)
+        for position in refused:
+            index = result.indexes[position]
+            result.errors.append({"index": index, "message": STORE_REFUSED, "field": f"traces[{index}]"})
+        result.errors.sort(key=lambda error: error["index"])
+        if not accepted:
+            raise IngestError(
+                400,
+                "invalid_request",
+                f"no span accepted: {len(result.errors)} rejected",
+                {"errors": result.errors},
+            ) from None
+    return _json(207 if result.errors else 202, {"accepted": accepted, "errors": result.errors})
+
+
+def _store_each(spans: Sequence[Span], **target: Any) -> tuple[list[str], list[int]]:
+    """The bulk write was refused: store span by span, so a value the store cannot hold (a
+    number out of its range) rejects only its own span. The accepted ids, and the positions
+    in `spans` of the refused ones."""
+    accepted: list[str] = []
+    refused: list[int] = []
+    seen: set[str] = set()
+    for position, span in enumerate(spans):
+        if span.id in seen:  # the same id twice in one request: the first wins
+            continue
+        seen.add(span.id)
+        try:
+            accepted.extend(_store(spans=[span], **target).ids)
+        except IngestError:
+            SPANS_REJECTED.labels(target["source"]).inc()
+            refused.append(position)
+    return accepted, refused
 
 
 def _unavailable() -> IngestError:
@@ -255,17 +292,19 @@ def ingest_otlp(request: IngestRequest) -> IngestResponse:
         raise IngestError(415, "unsupported_media_type", str(exc)) from exc
     except otlp.OtlpDecodeError as exc:
         raise IngestError(400, "invalid_otlp", str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise IngestError(400, "invalid_otlp", "invalid OTLP JSON body: not valid UTF-8") from exc
     except SchemaError as exc:
         raise _schema_error(exc) from exc
     if result.rejected:
         SPANS_REJECTED.labels("otlp").inc(result.rejected)
     if result.spans:
-        _store(
-            project_id=principal.project_id,
-            organization_id=principal.organization_id,
-            spans=result.spans,
-            source="otlp",
-        )
+        target = {"project_id": principal.project_id, "organization_id": principal.organization_id}
+        try:
+            _store(spans=result.spans, source="otlp", **target)
+        except IngestError:  # partial success: only the spans the store cannot hold are rejected
+            _, refused = _store_each(result.spans, source="otlp", **target)
+            result.errors.extend(f"span {result.spans[position].id}: {STORE_REFUSED}" for position in refused)
     body = otlp.encode_otlp_response(
         rejected=result.rejected, message=result.error_message, content_type=response_type
     )

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.core.errors import error_response
 from apps.ingest import core
+from apps.ingest.limits import span_limits
 from apps.keys.auth import client_ip
 
 
 def _call(handler: Callable[..., core.IngestResponse], request: HttpRequest, *args: str) -> HttpResponse:
+    try:
+        body = request.body
+    except RequestDataTooBig:  # past DATA_UPLOAD_MAX_MEMORY_SIZE; 413 like the ASGI fast path
+        limit = span_limits().max_body_bytes
+        return error_response(413, "payload_too_large", f"the request body is larger than {limit} bytes")
     ingest_request = core.IngestRequest(
         headers={name.lower(): value for name, value in request.headers.items()},
-        body=request.body,
+        body=body,
         client_ip=client_ip(request.META),
     )
     result = handler(ingest_request, *args)

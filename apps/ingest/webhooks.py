@@ -85,6 +85,8 @@ def webhook_verify(*, endpoint_id: uuid.UUID, headers: Mapping[str, str], body: 
     missing = [name for name, value in wanted.items() if not value]
     if missing:
         raise WebhookError(401, "invalid_signature", f"Missing header {missing[0]}.")
+    if "\x00" in wanted["webhook-id"]:  # PostgreSQL text cannot hold it; no HTTP header may either
+        raise WebhookError(400, "invalid_request", "Header webhook-id may not contain NUL.")
     reason = "No matching signature."
     for secret in _secrets_of(endpoint):
         try:

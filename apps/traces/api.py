@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.errors import ApiError
+from apps.core.errors import ApiError, invalid_field
 from apps.core.fields import StrictCharField
 from apps.traces.selectors import (
     GROUPS,
@@ -26,10 +29,11 @@ class TimeField(serializers.DateTimeField):
     """RFC 3339 or epoch milliseconds, like the span times themselves."""
 
     def to_internal_value(self, value):
-        if isinstance(value, str) and value.isdigit():
-            from datetime import UTC, datetime
-
-            return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            try:
+                return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+            except (OverflowError, OSError, ValueError):
+                self.fail("overflow")
         return super().to_internal_value(value)
 
 
@@ -81,6 +85,24 @@ class SpanPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise invalid_field("limit", f"must be an integer from 1 to {self.max_page_size}")
+        return int(raw)
+
+    def decode_cursor(self, request: Request):
+        """A tampered cursor is a bad parameter (400), never a 500 from its position."""
+        try:
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None and parse_datetime(cursor.position) is None:
+                raise ValueError(cursor.position)
+        except (exceptions.NotFound, ValueError) as exc:
+            raise invalid_field("cursor", "invalid cursor") from exc
+        return cursor
 
 
 class SpanDocumentSerializer(serializers.Serializer):
@@ -166,7 +188,8 @@ class TraceDetailView(APIView):
 
     @extend_schema(operation_id="traces_retrieve", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, trace_id: str) -> Response:
-        tree = trace_tree(project_id=request.auth.project_id, trace_id=trace_id)
+        # PostgreSQL text cannot hold NUL: the store keeps it as U+FFFD, and so does the lookup.
+        tree = trace_tree(project_id=request.auth.project_id, trace_id=trace_id.replace("\x00", "\ufffd"))
         if tree is None:
             raise ApiError(
                 status_code=404, code="not_found", message=f"No trace {trace_id!r} in this project."

@@ -61,8 +61,8 @@ def spans_filtered(*, project_id: uuid.UUID, filters: SpanFilters) -> QuerySet[S
         "metadata__environment": f.environment,
     }
     qs = qs.filter(**{key: value for key, value in conditions.items() if value is not None})
-    for key, value in f.tags:
-        qs = qs.filter(**{f"metadata__tags__{key}": value})
+    for key, value in f.tags:  # containment: a tag key is data, never a lookup like `regex` or `isnull`
+        qs = qs.filter(metadata__contains={"tags": {key: value}})
     if f.root is not None:
         qs = qs.filter(parent_id__isnull=f.root)
     return qs

@@ -24,5 +24,5 @@ traces.initkwargs = {}
 urlpatterns = [
     path("v1/traces", traces, name="traces"),
     path("v1/traces/aggregate", TraceAggregateView.as_view(), name="traces-aggregate"),
-    path("v1/traces/<str:trace_id>", TraceDetailView.as_view(), name="trace-detail"),
+    path("v1/traces/<path:trace_id>", TraceDetailView.as_view(), name="trace-detail"),
 ]

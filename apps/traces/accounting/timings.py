@@ -60,7 +60,9 @@ def compute_timings(
         tpot = generation / (tokens - 1)
     tps = None
     if latency and tokens is not None:
-        tps = tokens / (latency / 1000)
+        tps = tokens * 1000 / latency
+        if not math.isfinite(tps):  # a vanishing latency (e.g. 5e-324 ms) says nothing about speed
+            tps = None
     return Timings(
         latency_ms=latency,
         time_to_first_token_ms=ttft,

@@ -74,3 +74,9 @@ def test_missing_or_invalid_output_tokens(output_tokens):
     assert timings.time_to_first_token_ms == 100.0
     assert timings.time_per_output_token_ms is None
     assert timings.tokens_per_second is None
+
+
+def test_a_vanishing_latency_gives_no_tokens_per_second():
+    timings = compute_timings(start_ms=0.0, end_ms=5e-324, first_token_ms=None, output_tokens=10)
+    assert timings.latency_ms == 5e-324
+    assert timings.tokens_per_second is None
