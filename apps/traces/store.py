@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -74,10 +75,15 @@ _TYPES = {
     "latency_ms": "double precision",
 }
 _RECORD = ", ".join(f"{c} {'jsonb' if c in _JSON_COLUMNS else _TYPES.get(c, 'text')}" for c in _COLUMNS)
+_BATCH_COLUMNS = "id, project_id, source, span_count, created_at, updated_at"
+_BATCH_SQL = f"INSERT INTO traces_ingestbatch ({_BATCH_COLUMNS}) VALUES (%s, %s, %s, %s, now(), now())"
 _UPSERT_SQL = (
-    f"INSERT INTO traces_span ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
+    f"WITH stored AS (INSERT INTO traces_span ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
     f"FROM jsonb_to_recordset(%s::jsonb) AS r({_RECORD}) "
-    "ON CONFLICT (project_id, span_id) DO NOTHING RETURNING span_id"
+    "ON CONFLICT (project_id, span_id) DO NOTHING RETURNING span_id), "
+    f"batch AS (INSERT INTO traces_ingestbatch ({_BATCH_COLUMNS}) "
+    "SELECT %s, %s, %s, count(*), now(), now() FROM stored HAVING count(*) > 0) "
+    "SELECT span_id FROM stored"
 )
 COPY_THRESHOLD = 50  # spans; below it one upsert statement beats SELECT + COPY round trips
 # PostgreSQL text and jsonb cannot hold U+0000; it is stored as U+FFFD. The
@@ -171,32 +177,44 @@ def _pg_value(column: str, value: Any) -> Any:
     return value
 
 
-def _upsert(cursor: Any, rows: list[dict[str, Any]]) -> set[str]:
+def _upsert(cursor: Any, rows: list[dict[str, Any]], batch: tuple[uuid.UUID, uuid.UUID, str]) -> set[str]:
+    """One statement: the spans not stored yet, and the batch row that counts them."""
     payload = orjson.dumps([{c: row.get(c) for c in _COLUMNS} for row in rows], default=str).decode()
     if "\\u0000" in payload:
         payload = _NUL_ESCAPE.sub(r"\1\\ufffd", payload)
-    cursor.execute(_UPSERT_SQL, [payload])
-    return {span_id for (span_id,) in cursor.fetchall()}
+    # A server-binding cursor: Django's default client-side binding quotes the whole JSON
+    # payload into the SQL text in Python (about 0.8 ms for one 2 KB span here).
+    with connection.wrap_database_errors, psycopg.Cursor(cursor.connection) as bound:
+        bound.execute(_UPSERT_SQL, [payload, *batch])
+        return {span_id for (span_id,) in bound.fetchall()}
 
 
-def _insert_postgresql(project_id: uuid.UUID, rows: list[dict[str, Any]]) -> set[str]:
-    """Small requests take one upsert statement. Large ones COPY the spans not
-    stored yet; an id stored meanwhile by a concurrent request trips the unique
-    constraint, and the upsert takes over."""
+def _insert_postgresql(
+    project_id: uuid.UUID, rows: list[dict[str, Any]], batch_id: uuid.UUID, source: str
+) -> set[str]:
+    """Small requests take one statement: a single round trip, atomic on its own. Large ones
+    COPY the spans not stored yet in a transaction; an id stored meanwhile by a concurrent
+    request trips the unique constraint, and the upsert takes over."""
+    batch = (batch_id, project_id, source)
     with connection.cursor() as cursor:
         if len(rows) <= COPY_THRESHOLD:
-            return _upsert(cursor, rows)
-        cursor.execute(_EXISTING_SQL, [project_id, [row["span_id"] for row in rows]])
-        existing = {span_id for (span_id,) in cursor.fetchall()}
-        fresh = [row for row in rows if row["span_id"] not in existing]
-        if not fresh:
-            return set()
-        try:
-            with transaction.atomic(), cursor.copy(_COPY_SQL) as copy:
-                for row in fresh:
-                    copy.write_row([_pg_value(c, row.get(c)) for c in _COLUMNS])
-        except IntegrityError:
-            return _upsert(cursor, fresh)
+            if not connection.in_atomic_block:
+                return _upsert(cursor, rows, batch)
+            with transaction.atomic():  # a savepoint, so a refused statement spares the caller's work
+                return _upsert(cursor, rows, batch)
+        with transaction.atomic():
+            cursor.execute(_EXISTING_SQL, [project_id, [row["span_id"] for row in rows]])
+            existing = {span_id for (span_id,) in cursor.fetchall()}
+            fresh = [row for row in rows if row["span_id"] not in existing]
+            if not fresh:
+                return set()
+            try:
+                with transaction.atomic(), cursor.copy(_COPY_SQL) as copy:
+                    for row in fresh:
+                        copy.write_row([_pg_value(c, row.get(c)) for c in _COLUMNS])
+            except IntegrityError:
+                return _upsert(cursor, fresh, batch)
+            cursor.execute(_BATCH_SQL, [*batch, len(fresh)])
     return {row["span_id"] for row in fresh}
 
 
@@ -247,16 +265,17 @@ def spans_store(
         row["project_id"] = project_id
         row["batch_id"] = batch_id
         rows.append(row)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            inserted = _insert_postgresql(project_id, rows)
-        else:
+    if connection.vendor == "postgresql":
+        inserted = _insert_postgresql(project_id, rows, batch_id, source)
+    else:
+        with transaction.atomic():
             inserted = _insert_generic(project_id, rows)
-        if inserted:
-            IngestBatch.objects.create(
-                id=batch_id, project_id=project_id, source=source, span_count=len(inserted)
-            )
-            transaction.on_commit(lambda: enqueue_routing(batch_id=batch_id))
+            if inserted:
+                IngestBatch.objects.create(
+                    id=batch_id, project_id=project_id, source=source, span_count=len(inserted)
+                )
+    if inserted:  # at once when committed; inside a caller's transaction, after its commit
+        transaction.on_commit(lambda: enqueue_routing(batch_id=batch_id))
     return StoreResult(
         batch_id=batch_id if inserted else None, ids=[row["span_id"] for row in rows], inserted=len(inserted)
     )
