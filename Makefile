@@ -17,6 +17,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The official openai npm client, driven by the proxy tests.
+tests/node/node_modules/.installed: tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -26,7 +31,7 @@ run: install
 lint: install-dev
 	$(VENV)/bin/ruff check .
 
-test: install-dev
+test: install-dev tests/node/node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
