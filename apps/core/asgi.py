@@ -38,3 +38,18 @@ def client_ip(scope: dict[str, Any], headers: dict[str, str]) -> str | None:
         return headers["x-forwarded-for"].split(",", 1)[0].strip()
     client = scope.get("client")
     return client[0] if client else None
+
+
+async def send_response(
+    send: Callable,
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> None:
+    """A whole response in two ASGI messages."""
+    raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
+from apps.core.errors import error_response
 from apps.core.health import check_broker, check_database
 from apps.core.metrics import render_metrics
 
@@ -35,9 +36,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return JsonResponse(
-                {"error": {"code": "unauthenticated", "message": "Bad metrics token.", "details": None}},
-                status=401,
-            )
+            return error_response(401, "unauthenticated", "Bad metrics token.")
     body, content_type = render_metrics()
     return HttpResponse(body, content_type=content_type)

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from apps.core.asgi import ClientGone, client_ip, lowercase_headers, read_body
+from apps.core.asgi import ClientGone, client_ip, lowercase_headers, read_body, send_response
 from apps.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from apps.ingest import core
 from apps.ingest.limits import span_limits
@@ -57,16 +57,6 @@ def _run(
         close_old_connections()
 
 
-async def _send(send: Callable, response: core.IngestResponse) -> None:
-    headers = [
-        (b"content-type", response.content_type.encode()),
-        (b"content-length", str(len(response.body)).encode()),
-    ]
-    headers += [(name.lower().encode(), value.encode()) for name, value in response.headers.items()]
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send({"type": "http.response.body", "body": response.body})
-
-
 def with_ingest_fast_path(django_app: ASGIApp) -> ASGIApp:
     async def app(scope: Scope, receive: Callable, send: Callable) -> None:
         route = (
@@ -92,7 +82,9 @@ def with_ingest_fast_path(django_app: ASGIApp) -> ASGIApp:
             request = core.IngestRequest(headers=headers, body=body, client_ip=client_ip(scope, headers))
             loop = asyncio.get_running_loop()
             response = await loop.run_in_executor(_pool, _run, handler, request, args)
-        await _send(send, response)
+        await send_response(
+            send, response.status, response.body, content_type=response.content_type, headers=response.headers
+        )
         HTTP_REQUESTS.labels("POST", name, str(response.status)).inc()
         HTTP_LATENCY.labels(name).observe(time.perf_counter() - started)
 

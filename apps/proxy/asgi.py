@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import close_old_connections
 
-from apps.core.asgi import ClientGone, client_ip, lowercase_headers, read_body
+from apps.core.asgi import ClientGone, client_ip, lowercase_headers, read_body, send_response
 from apps.core.errors import error_body
 from apps.core.metrics import PROXY_REQUESTS
 from apps.keys.auth import KeyAuthError, KeyPrincipal, authenticate_key, key_needs_io
@@ -64,14 +64,12 @@ async def _authenticate(raw_key: str | None, client_ip: str | None) -> KeyPrinci
 async def _send_error(
     send: Callable, status: int, code: str, message: str, trace_id: str | None = None
 ) -> None:
-    body = orjson.dumps(error_body(code, message))
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = {}
     if trace_id:
-        headers.append((b"x-untrace-trace-id", trace_id.encode()))
+        headers["x-untrace-trace-id"] = trace_id
     if status == 503:
-        headers.append((b"retry-after", b"5"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        headers["retry-after"] = "5"
+    await send_response(send, status, orjson.dumps(error_body(code, message)), headers=headers)
 
 
 async def _relay_stream(

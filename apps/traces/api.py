@@ -188,8 +188,7 @@ class TraceDetailView(APIView):
 
     @extend_schema(operation_id="traces_retrieve", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, trace_id: str) -> Response:
-        # PostgreSQL text cannot hold NUL: the store keeps it as U+FFFD, and so does the lookup.
-        tree = trace_tree(project_id=request.auth.project_id, trace_id=trace_id.replace("\x00", "\ufffd"))
+        tree = trace_tree(project_id=request.auth.project_id, trace_id=trace_id)
         if tree is None:
             raise ApiError(
                 status_code=404, code="not_found", message=f"No trace {trace_id!r} in this project."

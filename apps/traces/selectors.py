@@ -14,6 +14,7 @@ from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from apps.traces.models import Span
+from apps.traces.store import storable_text
 
 GROUPS = ("model", "provider", "kind", "status", "hour", "day")
 PERCENTILES = (0.5, 0.95, 0.99)
@@ -96,7 +97,11 @@ def span_document(span: Span) -> dict[str, Any]:
 
 def trace_tree(*, project_id: uuid.UUID, trace_id: str) -> dict[str, Any] | None:
     """The spans of a trace as a tree, with totals; None when the trace is unknown."""
-    spans = list(Span.objects.for_project(project_id).filter(trace_id=trace_id).order_by("start_time", "id"))
+    spans = list(
+        Span.objects.for_project(project_id)
+        .filter(trace_id=storable_text(trace_id))
+        .order_by("start_time", "id")
+    )
     if not spans:
         return None
     nodes = {span.span_id: {**span_document(span), "children": []} for span in spans}

@@ -166,14 +166,19 @@ def span_row(
     }
 
 
+def storable_text(value: str) -> str:
+    """The text as stored: PostgreSQL cannot hold U+0000, which becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def _pg_value(column: str, value: Any) -> Any:
     if value is None:
         return None
     if column in _JSON_COLUMNS:
         text = orjson.dumps(value).decode()
         return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
-    if isinstance(value, str) and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
+    if isinstance(value, str):
+        return storable_text(value)
     return value
 
 
