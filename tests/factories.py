@@ -84,3 +84,24 @@ class WebhookEndpointFactory(factory.django.DjangoModelFactory):
 
         endpoint, _ = endpoint_create(project_id=project.pk, **kwargs)
         return endpoint
+
+
+class DestinationFactory(factory.django.DjangoModelFactory):
+    """Goes through the real `destination_create` service (validation, encrypted credentials)."""
+
+    class Meta:
+        model = "destinations.Destination"
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"destination {n}")
+    type = "webhook"
+    config = factory.LazyFunction(
+        lambda: {"url": "http://127.0.0.1:9/hook", "secret": "whsec_dGVzdHNlY3JldA=="}
+    )
+    enabled = True
+
+    @classmethod
+    def _create(cls, model_class, project, **kwargs):
+        from apps.destinations.services import destination_create
+
+        return destination_create(project_id=project.pk, **kwargs)

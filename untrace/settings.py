@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "apps.traces",
     "apps.ingest",
     "apps.proxy",
+    "apps.destinations",
+    "apps.routing",
     "apps.dashboard",
 ]
 
@@ -166,6 +168,8 @@ if not _encryption_keys:
 UNTRACE_ENCRYPTION_KEYS = _encryption_keys
 
 UNTRACE_ALLOW_PRIVATE_DESTINATIONS = env.bool("UNTRACE_ALLOW_PRIVATE_DESTINATIONS", default=False)
+# The deployment's name, offered to routing transformations as `context.environment`.
+UNTRACE_ENVIRONMENT = env.str("UNTRACE_ENVIRONMENT", default="production")
 # Behind a load balancer that sets X-Forwarded-For, the API-key IP allowlist
 # reads the client address from it; otherwise from the socket.
 UNTRACE_TRUST_X_FORWARDED_FOR = env.bool("UNTRACE_TRUST_X_FORWARDED_FOR", default=False)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("v1/docs", docs_view, name="docs"),
     path("", include("apps.ingest.urls")),
     path("", include("apps.traces.urls")),
+    path("v1/routing/", include("apps.routing.urls")),
     path("v1/", include("apps.core.api_urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("apps.accounts.urls")),

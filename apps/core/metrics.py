@@ -50,6 +50,12 @@ SPANS_REJECTED = Counter(
     "Spans refused at ingest, by source.",
     ["source"],
 )
+ROUTING_DECISIONS = Counter(
+    "untrace_routing_decisions_total",
+    "Span-to-destination routing decisions: kept, sampled_out, disabled (destination off), "
+    "unrouted (span matched nothing with a destination), backfilled (earlier span of a trace kept late).",
+    ["outcome"],
+)
 TASKS = Counter(
     "untrace_celery_tasks_total",
     "Celery task runs, by task and outcome.",

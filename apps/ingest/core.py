@@ -124,7 +124,12 @@ def _schema_error(exc: SchemaError) -> IngestError:
 
 
 def _store(
-    *, project_id: uuid.UUID, organization_id: uuid.UUID, spans: Sequence[Span], source: str
+    *,
+    project_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    spans: Sequence[Span],
+    source: str,
+    api_key_id: uuid.UUID | None = None,
 ) -> StoreResult:
     """Durable before acknowledged: 503 with Retry-After when PostgreSQL cannot take them."""
     try:
@@ -133,6 +138,7 @@ def _store(
             spans=spans,
             source=source,
             price_overrides=price_overrides_for(organization_id),
+            api_key_id=api_key_id,
         )
     except (OperationalError, InterfaceError):
         raise  # an outage, not bad data: `_handled` answers 503
@@ -147,7 +153,12 @@ STORE_REFUSED = "the store refused this span: a value is out of range"
 
 
 def _batch_response(
-    result: BatchResult, *, project_id: uuid.UUID, organization_id: uuid.UUID, source: str
+    result: BatchResult,
+    *,
+    project_id: uuid.UUID,
+    organization_id: uuid.UUID,
+    source: str,
+    api_key_id: uuid.UUID | None = None,
 ) -> IngestResponse:
     """202 all accepted, 207 some rejected, 400 none."""
     if result.errors:
@@ -159,7 +170,12 @@ def _batch_response(
             f"no span accepted: {len(result.errors)} rejected",
             {"errors": result.errors},
         )
-    target = {"project_id": project_id, "organization_id": organization_id, "source": source}
+    target = {
+        "project_id": project_id,
+        "organization_id": organization_id,
+        "source": source,
+        "api_key_id": api_key_id,
+    }
     try:
         accepted = _store(spans=result.spans, **target).ids
     except IngestError:
@@ -237,6 +253,7 @@ def ingest_single(request: IngestRequest) -> IngestResponse:
         organization_id=principal.organization_id,
         spans=[span],
         source="http",
+        api_key_id=principal.key_id,
     )
     return _json(202, {"accepted": 1, "ids": stored.ids})
 
@@ -250,7 +267,11 @@ def ingest_batch(request: IngestRequest) -> IngestResponse:
     except SchemaError as exc:
         raise _schema_error(exc) from exc
     return _batch_response(
-        result, project_id=principal.project_id, organization_id=principal.organization_id, source="batch"
+        result,
+        project_id=principal.project_id,
+        organization_id=principal.organization_id,
+        source="batch",
+        api_key_id=principal.key_id,
     )
 
 
@@ -299,7 +320,11 @@ def ingest_otlp(request: IngestRequest) -> IngestResponse:
     if result.rejected:
         SPANS_REJECTED.labels("otlp").inc(result.rejected)
     if result.spans:
-        target = {"project_id": principal.project_id, "organization_id": principal.organization_id}
+        target = {
+            "project_id": principal.project_id,
+            "organization_id": principal.organization_id,
+            "api_key_id": principal.key_id,
+        }
         try:
             _store(spans=result.spans, source="otlp", **target)
         except IngestError:  # partial success: only the spans the store cannot hold are rejected

@@ -151,6 +151,7 @@ async def _proxy(scope: Scope, receive: Callable, send: Callable) -> None:
         call = ProxiedCall(
             project_id=principal.project_id,
             organization_id=principal.organization_id,
+            key_id=principal.key_id,
             provider=provider,
             method=method,
             path=path,

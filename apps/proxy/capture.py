@@ -37,6 +37,7 @@ class ProxiedCall:
 
     project_id: uuid.UUID
     organization_id: uuid.UUID
+    key_id: uuid.UUID | None
     provider: str
     method: str
     path: str  # after /v1/proxy/{provider}/, without a leading v1/

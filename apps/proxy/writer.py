@@ -40,7 +40,15 @@ _BATCH = 500
 # What a PostgreSQL outage raises; anything else is a trace the store refuses, never retried.
 _STORAGE_DOWN = (OperationalError, InterfaceError)
 _LIMITS = SpanLimits()
-Entry = tuple[str, str, dict[str, Any]]  # (project id, organization id, span)
+# (project id, organization id, span, id of the key that sent it); spill files
+# written before the key was recorded hold three-item entries.
+Entry = tuple[str, str, dict[str, Any], str | None]
+Target = tuple[str, str, str | None]  # (project id, organization id, key id)
+
+
+def _entry(target: Target, span: dict[str, Any]) -> Entry:
+    project_id, organization_id, key_id = target
+    return (project_id, organization_id, span, key_id)
 
 
 def _span_of(call: ProxiedCall) -> dict[str, Any]:
@@ -124,7 +132,8 @@ class TraceWriter:
             try:
                 entries = []
                 for call in filter(None, calls):
-                    entries.append((str(call.project_id), str(call.organization_id), _span_of(call)))
+                    key_id = str(call.key_id) if call.key_id else None
+                    entries.append((str(call.project_id), str(call.organization_id), _span_of(call), key_id))
                     time.sleep(0)  # hand the GIL to the event loop if it waits: requests come first
                 self._write(entries, outcome="stored")
             finally:
@@ -134,43 +143,37 @@ class TraceWriter:
 
     def _write(self, entries: list[Entry], *, outcome: str) -> bool:
         """Store the entries; spill those that could not be stored. True when all were stored."""
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for project_id, organization_id, span in entries:
-            groups[(project_id, organization_id)].append(span)
+        groups: dict[tuple[str, str, str | None], list[dict[str, Any]]] = defaultdict(list)
+        for project_id, organization_id, span, key_id in entries:
+            groups[(project_id, organization_id, key_id)].append(span)
         stored_all = True
         close_old_connections()
         try:
-            for (project_id, organization_id), spans in groups.items():
+            for target, spans in groups.items():
                 try:
-                    self._store(project_id, organization_id, spans)
+                    self._store(target, spans)
                     PROXY_TRACES.labels(outcome).inc(len(spans))
                 except _STORAGE_DOWN as exc:
                     logger.warning("could not store %d proxy traces, spilling: %s", len(spans), exc)
                     stored_all = False
-                    self._spill(
-                        [(project_id, organization_id, s) for s in spans], first_time=outcome == "stored"
-                    )
+                    self._spill([_entry(target, s) for s in spans], first_time=outcome == "stored")
                     _discard_connection()
                 except Exception:  # a span the store refuses (e.g. its project was deleted): keep the rest
                     logger.exception("the store refused a batch of proxy traces; storing them one by one")
-                    stored_all = (
-                        self._write_one_by_one(project_id, organization_id, spans, outcome) and stored_all
-                    )
+                    stored_all = self._write_one_by_one(target, spans, outcome) and stored_all
         finally:
             close_old_connections()
         return stored_all
 
-    def _write_one_by_one(
-        self, project_id: str, organization_id: str, spans: list[dict[str, Any]], outcome: str
-    ) -> bool:
+    def _write_one_by_one(self, target: Target, spans: list[dict[str, Any]], outcome: str) -> bool:
         stored_all = True
         for span in spans:
             try:
-                self._store(project_id, organization_id, [span])
+                self._store(target, [span])
                 PROXY_TRACES.labels(outcome).inc()
             except _STORAGE_DOWN:
                 stored_all = False
-                self._spill([(project_id, organization_id, span)], first_time=outcome == "stored")
+                self._spill([_entry(target, span)], first_time=outcome == "stored")
                 _discard_connection()
             except Exception:
                 logger.exception("dropping proxy trace %s: the store refused it", span.get("id"))
@@ -178,7 +181,8 @@ class TraceWriter:
         return stored_all
 
     @staticmethod
-    def _store(project_id: str, organization_id: str, spans: list[dict[str, Any]]) -> None:
+    def _store(target: Target, spans: list[dict[str, Any]]) -> None:
+        project_id, organization_id, key_id = target
         decoded = []
         for span in spans:
             try:
@@ -190,6 +194,7 @@ class TraceWriter:
             spans=decoded,
             source="proxy",
             price_overrides=price_overrides_for(uuid.UUID(organization_id)),
+            api_key_id=uuid.UUID(key_id) if key_id else None,
         )
 
     def _spill(self, entries: list[Entry], *, first_time: bool) -> None:
@@ -224,7 +229,8 @@ class TraceWriter:
             except OSError:
                 continue
             entries = [orjson.loads(line) for line in claimed.read_bytes().splitlines() if line.strip()]
-            stored = self._write([tuple(e) for e in entries], outcome="replayed") if entries else True
+            entries = [(*e, None) if len(e) == 3 else tuple(e) for e in entries]
+            stored = self._write(entries, outcome="replayed") if entries else True
             claimed.unlink()
             if not stored:
                 return  # still down; what failed was spilled again

@@ -15,6 +15,7 @@ class IngestBatch(ProjectScopedModel):
     """
 
     source = models.CharField(max_length=16)  # http, batch, webhook, otlp, proxy
+    api_key_id = models.UUIDField(null=True, blank=True)  # the key that sent it (none for signed webhooks)
     span_count = models.PositiveIntegerField(default=0)
     routed_at = models.DateTimeField(null=True, blank=True)
 

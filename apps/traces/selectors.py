@@ -95,6 +95,70 @@ def span_document(span: Span) -> dict[str, Any]:
     return {key: value for key, value in doc.items() if value is not None}
 
 
+def row_document(row: dict[str, Any]) -> dict[str, Any]:
+    """The canonical document of a row `span_row` made but nobody stored (dry-runs)."""
+    doc = {key: row.get(key) for key in _DOCUMENT_KEYS}
+    doc["id"] = row["span_id"]
+    return {key: value for key, value in doc.items() if value is not None}
+
+
+_DOCUMENT_KEYS = (
+    "trace_id",
+    "parent_id",
+    "session_id",
+    "user_id",
+    "name",
+    "kind",
+    "start_time",
+    "end_time",
+    "provider",
+    "model",
+    "status",
+    "request",
+    "response",
+    "metadata",
+    "metrics",
+    "error",
+    "attributes",
+    "received_at",
+)
+
+
+def batch_documents(batch_id: uuid.UUID | str) -> list[dict[str, Any]]:
+    """The spans an ingest batch stored, as canonical documents, in arrival order."""
+    return [span_document(span) for span in Span.objects.filter(batch_id=batch_id).order_by("id")]
+
+
+def recent_documents(*, project_id: uuid.UUID, traces: int) -> list[dict[str, Any]]:
+    """Every span of the project's `traces` most recently received traces."""
+    trace_ids = []
+    for trace_id in (
+        Span.objects.for_project(project_id)
+        .order_by("-received_at", "-id")
+        .values_list("trace_id", flat=True)[: traces * 20]
+    ):
+        if trace_id not in trace_ids:
+            trace_ids.append(trace_id)
+            if len(trace_ids) == traces:
+                break
+    spans = Span.objects.for_project(project_id).filter(trace_id__in=trace_ids).order_by("start_time", "id")
+    return [span_document(span) for span in spans]
+
+
+def trace_spans_elsewhere(
+    *, project_id: uuid.UUID, trace_ids: list[str], batch_id: uuid.UUID | str
+) -> list[tuple[dict[str, Any], bool]]:
+    """Spans of these traces stored by other batches, each with whether its batch was routed already."""
+    spans = (
+        Span.objects.for_project(project_id)
+        .filter(trace_id__in=trace_ids)
+        .exclude(batch_id=batch_id)
+        .select_related("batch")
+        .order_by("id")
+    )
+    return [(span_document(span), span.batch is None or span.batch.routed_at is not None) for span in spans]
+
+
 def trace_tree(*, project_id: uuid.UUID, trace_id: str) -> dict[str, Any] | None:
     """The spans of a trace as a tree, with totals; None when the trace is unknown."""
     spans = list(

@@ -75,14 +75,14 @@ _TYPES = {
     "latency_ms": "double precision",
 }
 _RECORD = ", ".join(f"{c} {'jsonb' if c in _JSON_COLUMNS else _TYPES.get(c, 'text')}" for c in _COLUMNS)
-_BATCH_COLUMNS = "id, project_id, source, span_count, created_at, updated_at"
-_BATCH_SQL = f"INSERT INTO traces_ingestbatch ({_BATCH_COLUMNS}) VALUES (%s, %s, %s, %s, now(), now())"
+_BATCH_COLUMNS = "id, project_id, source, api_key_id, span_count, created_at, updated_at"
+_BATCH_SQL = f"INSERT INTO traces_ingestbatch ({_BATCH_COLUMNS}) VALUES (%s, %s, %s, %s, %s, now(), now())"
 _UPSERT_SQL = (
     f"WITH stored AS (INSERT INTO traces_span ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
     f"FROM jsonb_to_recordset(%s::jsonb) AS r({_RECORD}) "
     "ON CONFLICT (project_id, span_id) DO NOTHING RETURNING span_id), "
     f"batch AS (INSERT INTO traces_ingestbatch ({_BATCH_COLUMNS}) "
-    "SELECT %s, %s, %s, count(*), now(), now() FROM stored HAVING count(*) > 0) "
+    "SELECT %s, %s, %s, %s, count(*), now(), now() FROM stored HAVING count(*) > 0) "
     "SELECT span_id FROM stored"
 )
 COPY_THRESHOLD = 50  # spans; below it one upsert statement beats SELECT + COPY round trips
@@ -182,7 +182,7 @@ def _pg_value(column: str, value: Any) -> Any:
     return value
 
 
-def _upsert(cursor: Any, rows: list[dict[str, Any]], batch: tuple[uuid.UUID, uuid.UUID, str]) -> set[str]:
+def _upsert(cursor: Any, rows: list[dict[str, Any]], batch: tuple[Any, ...]) -> set[str]:
     """One statement: the spans not stored yet, and the batch row that counts them."""
     payload = orjson.dumps([{c: row.get(c) for c in _COLUMNS} for row in rows], default=str).decode()
     if "\\u0000" in payload:
@@ -195,12 +195,16 @@ def _upsert(cursor: Any, rows: list[dict[str, Any]], batch: tuple[uuid.UUID, uui
 
 
 def _insert_postgresql(
-    project_id: uuid.UUID, rows: list[dict[str, Any]], batch_id: uuid.UUID, source: str
+    project_id: uuid.UUID,
+    rows: list[dict[str, Any]],
+    batch_id: uuid.UUID,
+    source: str,
+    api_key_id: uuid.UUID | None,
 ) -> set[str]:
     """Small requests take one statement: a single round trip, atomic on its own. Large ones
     COPY the spans not stored yet in a transaction; an id stored meanwhile by a concurrent
     request trips the unique constraint, and the upsert takes over."""
-    batch = (batch_id, project_id, source)
+    batch = (batch_id, project_id, source, api_key_id)
     with connection.cursor() as cursor:
         if len(rows) <= COPY_THRESHOLD:
             if not connection.in_atomic_block:
@@ -256,8 +260,10 @@ def spans_store(
     spans: Sequence[CanonicalSpan],
     source: str,
     price_overrides: Mapping[str, ModelPrice] | None = None,
+    api_key_id: uuid.UUID | None = None,
 ) -> StoreResult:
-    """Store spans durably (commit before return) and enqueue their routing after commit."""
+    """Store spans durably (commit before return) and enqueue their routing after commit.
+    `api_key_id` records which key sent them (routing transformations may read it)."""
     received_at = timezone.now()
     batch_id = uuid.uuid4()
     rows: list[dict[str, Any]] = []
@@ -271,13 +277,17 @@ def spans_store(
         row["batch_id"] = batch_id
         rows.append(row)
     if connection.vendor == "postgresql":
-        inserted = _insert_postgresql(project_id, rows, batch_id, source)
+        inserted = _insert_postgresql(project_id, rows, batch_id, source, api_key_id)
     else:
         with transaction.atomic():
             inserted = _insert_generic(project_id, rows)
             if inserted:
                 IngestBatch.objects.create(
-                    id=batch_id, project_id=project_id, source=source, span_count=len(inserted)
+                    id=batch_id,
+                    project_id=project_id,
+                    source=source,
+                    api_key_id=api_key_id,
+                    span_count=len(inserted),
                 )
     if inserted:  # at once when committed; inside a caller's transaction, after its commit
         transaction.on_commit(lambda: enqueue_routing(batch_id=batch_id))

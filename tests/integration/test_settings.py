@@ -86,7 +86,16 @@ def test_openapi_document_is_valid_and_complete(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     text = out.read_text()
-    for path in ("/v1/keys:", "/v1/keys/{id}/revoke:", "/v1/keys/{id}/rotate:"):
+    for path in (
+        "/v1/keys:",
+        "/v1/keys/{id}/revoke:",
+        "/v1/keys/{id}/rotate:",
+        "/v1/destinations/{id}:",
+        "/v1/routing/rules/{rule_id}:",
+        "/v1/routing/config:",
+        "/v1/routing/versions/{number}/rollback:",
+        "/v1/routing/dry-run:",
+    ):
         assert path in text
 
 

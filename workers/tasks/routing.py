@@ -1,10 +1,34 @@
+from apps.core.metrics import ROUTING_DECISIONS
+from apps.routing.batches import BatchRouting, route_batch_plans
 from apps.traces.services import batch_mark_routed
 from workers.base import untrace_task
 from workers.queues import Queue
 
 
+def _count(routing: BatchRouting) -> None:
+    kept = sum(len(plan.targets) for plan in routing.plans)
+    sampled_out = sum(len(plan.dropped) for plan in routing.plans)
+    disabled = sum(len(plan.disabled) for plan in routing.plans)
+    unrouted = sum(1 for plan in routing.plans if not (plan.targets or plan.dropped or plan.disabled))
+    backfilled = sum(len(plan.targets) for plan in routing.backfill)
+    for outcome, count in (
+        ("kept", kept),
+        ("sampled_out", sampled_out),
+        ("disabled", disabled),
+        ("unrouted", unrouted),
+        ("backfilled", backfilled),
+    ):
+        if count:
+            ROUTING_DECISIONS.labels(outcome).inc(count)
+
+
 @untrace_task(queue=Queue.ROUTE)
 def route_batch(batch_id: str) -> bool:
-    """Route one stored ingest batch. Until routing rules and destinations exist
-    for the project, routing a batch means recording it as handled."""
+    """Route one stored ingest batch with the project's live configuration.
+
+    Returns False when the batch is unknown or was routed already."""
+    routing = route_batch_plans(batch_id)
+    if routing is None:
+        return False
+    _count(routing)
     return batch_mark_routed(batch_id=batch_id)

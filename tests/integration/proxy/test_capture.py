@@ -17,6 +17,7 @@ def _call(**kwargs) -> ProxiedCall:
     defaults = {
         "project_id": uuid.uuid4(),
         "organization_id": uuid.uuid4(),
+        "key_id": None,
         "provider": "openai",
         "method": "POST",
         "path": "chat/completions",
