@@ -8,13 +8,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api import ProjectScopedViewSet
-from apps.core.errors import ApiError, invalid_field
+from apps.core.errors import invalid_field
 from apps.core.fields import StrictCharField
 from apps.destinations.models import Destination
-from apps.destinations.services import destination_create, destination_update
+from apps.destinations.services import destination_create, destination_delete, destination_update
 from apps.destinations.types import TYPES
 from apps.routing.errors import ConfigError
-from apps.routing.services import destination_users
 
 
 class DestinationSerializer(serializers.ModelSerializer):
@@ -95,15 +94,5 @@ class DestinationViewSet(
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, **kwargs: Any) -> Response:
-        destination = self.get_object()
-        users = destination_users(destination)
-        if users:
-            raise ApiError(
-                status_code=409,
-                code="destination_in_use",
-                message=f"The routing configuration uses this destination ({', '.join(users)}); "
-                "remove it there first.",
-                details={"used_by": users},
-            )
-        destination.delete()
+        destination_delete(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

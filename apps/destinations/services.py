@@ -59,3 +59,19 @@ def destination_update(destination: Destination, **changes: Any) -> Destination:
     except IntegrityError as exc:
         raise _name_taken(changes.get("name", destination.name)) from exc
     return destination
+
+
+def destination_delete(destination: Destination) -> None:
+    """Delete a destination the live routing configuration does not name (409 otherwise)."""
+    from apps.routing.services import destination_users  # routing builds on destinations
+
+    users = destination_users(destination)
+    if users:
+        raise ApiError(
+            status_code=409,
+            code="destination_in_use",
+            message=f"The routing configuration uses this destination ({', '.join(users)}); "
+            "remove it there first.",
+            details={"used_by": users},
+        )
+    destination.delete()

@@ -69,39 +69,7 @@ def spans_filtered(*, project_id: uuid.UUID, filters: SpanFilters) -> QuerySet[S
     return qs
 
 
-def span_document(span: Span) -> dict[str, Any]:
-    """A stored span in the canonical shape, plus what the store knows (`received_at`)."""
-    doc: dict[str, Any] = {
-        "id": span.span_id,
-        "trace_id": span.trace_id,
-        "parent_id": span.parent_id,
-        "session_id": span.session_id,
-        "user_id": span.user_id,
-        "name": span.name,
-        "kind": span.kind,
-        "start_time": span.start_time.isoformat(),
-        "end_time": span.end_time and span.end_time.isoformat(),
-        "provider": span.provider,
-        "model": span.model,
-        "status": span.status,
-        "request": span.request,
-        "response": span.response,
-        "metadata": span.metadata,
-        "metrics": span.metrics,
-        "error": span.error,
-        "attributes": span.attributes,
-        "received_at": span.received_at.isoformat(),
-    }
-    return {key: value for key, value in doc.items() if value is not None}
-
-
-def row_document(row: dict[str, Any]) -> dict[str, Any]:
-    """The canonical document of a row `span_row` made but nobody stored (dry-runs)."""
-    doc = {key: row.get(key) for key in _DOCUMENT_KEYS}
-    doc["id"] = row["span_id"]
-    return {key: value for key, value in doc.items() if value is not None}
-
-
+# The canonical fields a stored span document carries after its id, in order.
 _DOCUMENT_KEYS = (
     "trace_id",
     "parent_id",
@@ -122,6 +90,21 @@ _DOCUMENT_KEYS = (
     "attributes",
     "received_at",
 )
+
+
+def span_document(span: Span) -> dict[str, Any]:
+    """A stored span in the canonical shape, plus what the store knows (`received_at`)."""
+    doc: dict[str, Any] = {"id": span.span_id}
+    for key in _DOCUMENT_KEYS:
+        value = getattr(span, key)
+        doc[key] = value.isoformat() if isinstance(value, datetime) else value
+    return {key: value for key, value in doc.items() if value is not None}
+
+
+def row_document(row: dict[str, Any]) -> dict[str, Any]:
+    """The canonical document of a row `span_row` made but nobody stored (dry-runs)."""
+    doc = {"id": row["span_id"], **{key: row.get(key) for key in _DOCUMENT_KEYS}}
+    return {key: value for key, value in doc.items() if value is not None}
 
 
 def batch_documents(batch_id: uuid.UUID | str) -> list[dict[str, Any]]:
