@@ -108,6 +108,31 @@ def celery_worker(env: dict[str, str]) -> Iterator[subprocess.Popen]:
         proc.wait(timeout=30)
 
 
+@contextmanager
+def celery_beat(env: dict[str, str], schedule: Path) -> Iterator[subprocess.Popen]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "untrace",
+            "beat",
+            "--schedule",
+            str(schedule),
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

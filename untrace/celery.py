@@ -39,8 +39,16 @@ app.conf.update(
     beat_schedule={
         "requeue-unrouted-batches": {
             "task": "workers.tasks.maintenance.requeue_unrouted_batches",
-            "schedule": 60.0,
-            "options": {"queue": Queue.MAINTENANCE.value, "expires": 55},
+            "schedule": settings.UNTRACE_RECONCILE_INTERVAL_SECONDS,
+            "options": {
+                "queue": Queue.MAINTENANCE.value,
+                "expires": settings.UNTRACE_RECONCILE_INTERVAL_SECONDS,
+            },
+        },
+        "wake-due-deliveries": {
+            "task": "workers.tasks.delivery.wake_due_deliveries",
+            "schedule": settings.UNTRACE_DELIVERY_SWEEP_SECONDS,
+            "options": {"queue": Queue.MAINTENANCE.value, "expires": settings.UNTRACE_DELIVERY_SWEEP_SECONDS},
         },
         "delete-old-webhook-messages": {
             "task": "workers.tasks.maintenance.delete_old_webhook_messages",
@@ -55,7 +63,7 @@ app.conf.update(
     },
 )
 # Task modules, listed explicitly (no import magic).
-app.conf.imports = ["workers.tasks.maintenance", "workers.tasks.routing"]
+app.conf.imports = ["workers.tasks.maintenance", "workers.tasks.routing", "workers.tasks.delivery"]
 
 
 @worker_process_shutdown.connect

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "apps.proxy",
     "apps.destinations",
     "apps.routing",
+    "apps.delivery",
     "apps.dashboard",
 ]
 
@@ -249,6 +250,22 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# --- Delivery ---
+UNTRACE_DELIVERY_TIMEOUT = env.float("UNTRACE_DELIVERY_TIMEOUT", default=30.0)  # seconds per request
+UNTRACE_DELIVERY_MAX_AGE_SECONDS = env.int("UNTRACE_DELIVERY_MAX_AGE_SECONDS", default=24 * 3600)
+UNTRACE_DELIVERY_MAX_BACKOFF_SECONDS = env.float("UNTRACE_DELIVERY_MAX_BACKOFF_SECONDS", default=300.0)
+UNTRACE_DELIVERY_BASE_BACKOFF_SECONDS = env.float("UNTRACE_DELIVERY_BASE_BACKOFF_SECONDS", default=1.0)
+# How long new deliveries wait to be sent together with the next ones to the same destination.
+UNTRACE_DELIVERY_LINGER_SECONDS = env.float("UNTRACE_DELIVERY_LINGER_SECONDS", default=0.2)
+# The delivery reconciler: how often rows that are due (new, retried, or left by a
+# killed worker or a flushed broker) are looked for.
+UNTRACE_DELIVERY_SWEEP_SECONDS = env.float("UNTRACE_DELIVERY_SWEEP_SECONDS", default=5.0)
+# The routing reconciler: batches stored but not routed after the grace period are enqueued again.
+UNTRACE_RECONCILE_INTERVAL_SECONDS = env.float("UNTRACE_RECONCILE_INTERVAL_SECONDS", default=60.0)
+UNTRACE_RECONCILE_AFTER_SECONDS = env.float("UNTRACE_RECONCILE_AFTER_SECONDS", default=120.0)
+UNTRACE_CIRCUIT_FAILURES = env.int("UNTRACE_CIRCUIT_FAILURES", default=5)
+UNTRACE_CIRCUIT_RESET_SECONDS = env.float("UNTRACE_CIRCUIT_RESET_SECONDS", default=30.0)
+
 # Celery retries with countdown up to this long; the Redis visibility timeout
 # must be longer or an unacknowledged task would be redelivered early.
 UNTRACE_MAX_RETRY_DELAY_SECONDS = 6 * 3600

@@ -85,10 +85,38 @@ PROXY_TRACES = Counter(
 )
 
 
+DELIVERIES = Counter(
+    "untrace_delivery_spans_total",
+    "Spans by destination and outcome: delivered, dead (dead-lettered), rerouted (to the fallback).",
+    ["destination", "outcome"],
+)
+DELIVERY_RETRIES = Counter(
+    "untrace_delivery_retries_total",
+    "Delivery attempts that failed and were scheduled again, by destination.",
+    ["destination"],
+)
+DELIVERY_LAG = Histogram(
+    "untrace_delivery_latency_seconds",
+    "Time from routing to delivered, by destination.",
+    ["destination"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+)
+
+# Collectors that read current state (queue depth, lag, circuit state) when
+# /metrics is scraped; apps add theirs in AppConfig.ready().
+STATE_COLLECTORS: list[object] = []
+
+
 def render_metrics() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    body = generate_latest(registry)
+    if STATE_COLLECTORS:
+        state = CollectorRegistry()
+        for collector in STATE_COLLECTORS:
+            state.register(collector)
+        body += generate_latest(state)
+    return body, CONTENT_TYPE_LATEST

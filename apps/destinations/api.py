@@ -40,6 +40,21 @@ class DestinationSerializer(serializers.ModelSerializer):
         return sorted(destination.secrets)
 
 
+class DestinationDetailSerializer(DestinationSerializer):
+    health = serializers.SerializerMethodField(
+        help_text="circuit, pending_spans, lag_seconds, success_rate_24h, dead_letters_24h, last_error"
+    )
+
+    class Meta(DestinationSerializer.Meta):
+        fields = [*DestinationSerializer.Meta.fields, "health"]
+        read_only_fields = fields
+
+    def get_health(self, destination: Destination) -> dict:
+        from apps.delivery.selectors import destination_health
+
+        return destination_health(destination)
+
+
 class DestinationWriteSerializer(serializers.Serializer):
     name = StrictCharField(max_length=200)
     type = serializers.ChoiceField(choices=sorted(TYPES))
@@ -70,6 +85,9 @@ class DestinationViewSet(
 
     def safely_get_queryset(self, queryset):
         return queryset.order_by("created_at", "id")
+
+    def get_serializer_class(self):
+        return DestinationDetailSerializer if self.action == "retrieve" else DestinationSerializer
 
     @extend_schema(request=DestinationWriteSerializer, responses={201: DestinationSerializer})
     def create(self, request: Request) -> Response:

@@ -56,6 +56,12 @@ def _newly_kept(before: SpanPlan, after: SpanPlan) -> SpanPlan | None:
     return SpanPlan(after.span, matched=after.matched, targets=added)
 
 
+def _with_pks(plans: list[SpanPlan], stored: list[tuple[int, dict]]) -> list[SpanPlan]:
+    for plan, (pk, _) in zip(plans, stored, strict=True):
+        plan.pk = pk
+    return plans
+
+
 def route_batch_plans(batch_id: uuid.UUID | str) -> BatchRouting | None:
     """The routing plan of a stored batch; None if it does not exist or was routed."""
     batch = IngestBatch.objects.filter(pk=batch_id).first()
@@ -64,24 +70,24 @@ def route_batch_plans(batch_id: uuid.UUID | str) -> BatchRouting | None:
     live = live_routing(batch.project_id)
     context = transform_context(batch.project_id, live.hash_key, batch.api_key_id)
     config = live.config
-    spans = batch_documents(batch.pk)
+    stored = batch_documents(batch.pk)
+    spans = [doc for _, doc in stored]
     enabled = enabled_destinations(batch.project_id)
     if not config.uses_trace_facts or not spans:
-        return BatchRouting(
-            batch.pk, batch.project_id, live, context, plan_spans(config, spans, enabled=enabled)
-        )
+        plans = _with_pks(plan_spans(config, spans, enabled=enabled), stored)
+        return BatchRouting(batch.pk, batch.project_id, live, context, plans)
 
     trace_ids = sorted({s.get("trace_id") or s["id"] for s in spans})
     elsewhere = trace_spans_elsewhere(project_id=batch.project_id, trace_ids=trace_ids, batch_id=batch.pk)
-    known = trace_facts([span for span, _ in elsewhere])
-    plans = plan_spans(config, spans, known_facts=known, enabled=enabled)
+    known = trace_facts([span for _, span, _ in elsewhere])
+    plans = _with_pks(plan_spans(config, spans, known_facts=known, enabled=enabled), stored)
 
-    routed_before = [span for span, routed in elsewhere if routed]
+    routed_before = [(pk, span) for pk, span, routed in elsewhere if routed]
     backfill: list[SpanPlan] = []
     if routed_before:
-        facts_before = trace_facts(routed_before)
-        facts_now = trace_facts([*spans, *(span for span, _ in elsewhere)])
-        for span in routed_before:
+        facts_before = trace_facts([span for _, span in routed_before])
+        facts_now = trace_facts([*spans, *(span for _, span, _ in elsewhere)])
+        for pk, span in routed_before:
             trace_id = span.get("trace_id") or span["id"]
             if facts_before[trace_id] == facts_now[trace_id]:
                 continue
@@ -89,5 +95,6 @@ def route_batch_plans(batch_id: uuid.UUID | str) -> BatchRouting | None:
             after = plan_spans(config, [span], facts={trace_id: facts_now[trace_id]}, enabled=enabled)[0]
             extra = _newly_kept(before, after)
             if extra is not None:
+                extra.pk = pk
                 backfill.append(extra)
     return BatchRouting(batch.pk, batch.project_id, live, context, plans, backfill)

@@ -21,6 +21,7 @@ ConfigError naming the exact place.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,6 +127,10 @@ class CompiledConfig:
 
     def policy(self, destination_id: str) -> DestinationPolicy:
         return self.policies.get(destination_id, NO_POLICY)
+
+    @functools.cached_property
+    def rules_by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
 
 
 class _Ids:

@@ -49,6 +49,7 @@ class Target:
 @dataclass(slots=True)
 class SpanPlan:
     span: dict[str, Any]
+    pk: int | None = None  # the stored span's row id, when it is stored
     matched: list[Rule] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)  # kept after sampling
     dropped: list[Target] = field(default_factory=list)  # sampled out

@@ -216,15 +216,10 @@ class LiveRouting:
     hash_key: bytes
 
 
-def live_routing(project_id: uuid.UUID) -> LiveRouting:
-    """The project's live version, compiled once per version per process. Versions
-    never change, so a cached compilation is always the one saved; a batch is
-    routed with exactly one version."""
-    state = _state(project_id, lock=False)
-    hash_key = crypto.decrypt(state.hash_key_encrypted).encode()
-    version_id = state.active_version_id
+def compiled_version(version_id: uuid.UUID | None) -> CompiledConfig:
+    """A saved version, compiled once per process (versions never change)."""
     if version_id is None:
-        return LiveRouting(_EMPTY, None, hash_key)
+        return _EMPTY
     config = _compiled.get(version_id)
     if config is None:
         version = RoutingConfigVersion.objects.get(pk=version_id)
@@ -233,7 +228,20 @@ def live_routing(project_id: uuid.UUID) -> LiveRouting:
             if len(_compiled) >= _COMPILED_LIMIT:
                 _compiled.clear()
             _compiled[version_id] = config
-    return LiveRouting(config, version_id, hash_key)
+    return config
+
+
+def project_hash_key(project_id: uuid.UUID) -> bytes:
+    return crypto.decrypt(_state(project_id, lock=False).hash_key_encrypted).encode()
+
+
+def live_routing(project_id: uuid.UUID) -> LiveRouting:
+    """The project's live version, compiled once per version per process. Versions
+    never change, so a cached compilation is always the one saved; a batch is
+    routed with exactly one version."""
+    state = _state(project_id, lock=False)
+    hash_key = crypto.decrypt(state.hash_key_encrypted).encode()
+    return LiveRouting(compiled_version(state.active_version_id), state.active_version_id, hash_key)
 
 
 def transform_context(

@@ -107,9 +107,14 @@ def row_document(row: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in doc.items() if value is not None}
 
 
-def batch_documents(batch_id: uuid.UUID | str) -> list[dict[str, Any]]:
-    """The spans an ingest batch stored, as canonical documents, in arrival order."""
-    return [span_document(span) for span in Span.objects.filter(batch_id=batch_id).order_by("id")]
+def batch_documents(batch_id: uuid.UUID | str) -> list[tuple[int, dict[str, Any]]]:
+    """The spans an ingest batch stored, as (row id, canonical document), in arrival order."""
+    return [(span.pk, span_document(span)) for span in Span.objects.filter(batch_id=batch_id).order_by("id")]
+
+
+def documents_by_pk(*, project_id: uuid.UUID, pks: list[int]) -> dict[int, dict[str, Any]]:
+    """Stored spans of a project by row id (spans deleted since are missing)."""
+    return {span.pk: span_document(span) for span in Span.objects.for_project(project_id).filter(pk__in=pks)}
 
 
 def recent_documents(*, project_id: uuid.UUID, traces: int) -> list[dict[str, Any]]:
@@ -130,8 +135,8 @@ def recent_documents(*, project_id: uuid.UUID, traces: int) -> list[dict[str, An
 
 def trace_spans_elsewhere(
     *, project_id: uuid.UUID, trace_ids: list[str], batch_id: uuid.UUID | str
-) -> list[tuple[dict[str, Any], bool]]:
-    """Spans of these traces stored by other batches, each with whether its batch was routed already."""
+) -> list[tuple[int, dict[str, Any], bool]]:
+    """Spans of these traces stored by other batches: (row id, document, whether its batch was routed)."""
     spans = (
         Span.objects.for_project(project_id)
         .filter(trace_id__in=trace_ids)
@@ -139,7 +144,10 @@ def trace_spans_elsewhere(
         .select_related("batch")
         .order_by("id")
     )
-    return [(span_document(span), span.batch is None or span.batch.routed_at is not None) for span in spans]
+    return [
+        (span.pk, span_document(span), span.batch is None or span.batch.routed_at is not None)
+        for span in spans
+    ]
 
 
 def trace_tree(*, project_id: uuid.UUID, trace_id: str) -> dict[str, Any] | None:

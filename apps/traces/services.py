@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from apps.traces.enqueue import publish_routing
 from apps.traces.models import IngestBatch
 
-# A batch younger than this may still have its task in flight.
-RECONCILE_AFTER = timedelta(minutes=2)
 RECONCILE_LIMIT = 1000
 
 
@@ -25,7 +24,8 @@ def batches_requeue_unrouted() -> int:
     """The reconciler: enqueue again every batch stored but not routed in time
     (broker down at ingest, a worker killed mid-task). Routing is idempotent per
     batch, so a batch whose first task is merely slow is harmless to requeue."""
-    cutoff = timezone.now() - RECONCILE_AFTER
+    # A batch younger than the grace period may still have its task in flight.
+    cutoff = timezone.now() - timedelta(seconds=settings.UNTRACE_RECONCILE_AFTER_SECONDS)
     batch_ids = list(
         IngestBatch.objects.filter(routed_at__isnull=True, created_at__lt=cutoff)
         .order_by("created_at")

@@ -95,6 +95,9 @@ def test_openapi_document_is_valid_and_complete(tmp_path):
         "/v1/routing/config:",
         "/v1/routing/versions/{number}/rollback:",
         "/v1/routing/dry-run:",
+        "/v1/deliveries:",
+        "/v1/deliveries/{id}/replay:",
+        "/v1/deliveries/replay:",
     ):
         assert path in text
 

@@ -1,6 +1,7 @@
 from apps.core.metrics import ROUTING_DECISIONS
+from apps.delivery.services import route_and_record
+from apps.delivery.wake import wake
 from apps.routing.batches import BatchRouting, route_batch_plans
-from apps.traces.services import batch_mark_routed
 from workers.base import untrace_task
 from workers.queues import Queue
 
@@ -24,11 +25,15 @@ def _count(routing: BatchRouting) -> None:
 
 @untrace_task(queue=Queue.ROUTE)
 def route_batch(batch_id: str) -> bool:
-    """Route one stored ingest batch with the project's live configuration.
-
-    Returns False when the batch is unknown or was routed already."""
+    """Route one stored ingest batch with the project's live configuration: write
+    its deliveries and mark it routed in one transaction, then wake the
+    destinations. Returns False when the batch is unknown or was routed already."""
     routing = route_batch_plans(batch_id)
     if routing is None:
         return False
+    destinations = route_and_record(routing)
+    if destinations is None:
+        return False
     _count(routing)
-    return batch_mark_routed(batch_id=batch_id)
+    wake(destinations)
+    return True

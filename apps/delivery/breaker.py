@@ -1,0 +1,52 @@
+"""One circuit breaker per destination, shared by every worker through Redis
+(pybreaker's Redis storage): after UNTRACE_CIRCUIT_FAILURES consecutive
+failures it opens, nothing is sent for UNTRACE_CIRCUIT_RESET_SECONDS, then one
+trial request (half-open) closes it again or re-opens it. If Redis is
+unreachable the breaker reads as closed: deliveries go on."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+
+import pybreaker
+import redis
+from django.conf import settings
+
+NAMESPACE = "untrace:circuit"
+
+
+class DeliveryFailed(Exception):
+    """A retryable failure, raised inside the breaker so it counts."""
+
+
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
+
+
+@functools.cache
+def breaker_for(destination_id: uuid.UUID | str) -> pybreaker.CircuitBreaker:
+    storage = pybreaker.CircuitRedisStorage(
+        pybreaker.STATE_CLOSED, _redis(), namespace=f"{NAMESPACE}:{destination_id}"
+    )
+    return pybreaker.CircuitBreaker(
+        fail_max=settings.UNTRACE_CIRCUIT_FAILURES,
+        reset_timeout=settings.UNTRACE_CIRCUIT_RESET_SECONDS,
+        state_storage=storage,
+        name=str(destination_id),
+    )
+
+
+def circuit_state(destination_id: uuid.UUID | str) -> str:
+    """closed, open or half-open."""
+    try:
+        return breaker_for(str(destination_id)).current_state
+    except redis.RedisError:
+        return pybreaker.STATE_CLOSED
+
+
+def reset_breakers() -> None:
+    """Forget the process's breakers (tests; settings changes)."""
+    breaker_for.cache_clear()
+    _redis.cache_clear()

@@ -1,0 +1,86 @@
+"""Sending a connector's requests with one pooled HTTP client per worker process."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+
+from apps.destinations.connectors.base import Connector, HttpRequest, Outcome
+
+_client: httpx.Client | None = None
+_client_pid = 0
+_lock = threading.Lock()
+
+
+def http_client() -> httpx.Client:
+    """The process's client (made after a fork, never shared across one); it
+    keeps a connection pool per destination host."""
+    global _client, _client_pid
+    if _client is None or _client_pid != os.getpid():
+        with _lock:
+            if _client is None or _client_pid != os.getpid():
+                _client = httpx.Client(
+                    timeout=httpx.Timeout(settings.UNTRACE_DELIVERY_TIMEOUT, connect=10.0),
+                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                    follow_redirects=False,
+                )
+                _client_pid = os.getpid()
+    return _client
+
+
+class PrivateAddress(Exception):
+    pass
+
+
+def _check_address(url: str) -> None:
+    """Refuse a destination whose host resolves to a private, loopback or
+    link-local address, unless UNTRACE_ALLOW_PRIVATE_DESTINATIONS."""
+    if settings.UNTRACE_ALLOW_PRIVATE_DESTINATIONS:
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return  # unresolvable: the request itself fails and is retried
+    for info in infos:
+        if not ipaddress.ip_address(info[4][0]).is_global:
+            raise PrivateAddress(f"{host} resolves to a private address")
+
+
+def send_one(connector: Connector, request: HttpRequest) -> Outcome:
+    try:
+        _check_address(request.url)
+    except PrivateAddress as exc:
+        return Outcome(ok=False, retryable=False, message=str(exc))
+    try:
+        response = http_client().request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body,
+            timeout=httpx.Timeout(settings.UNTRACE_DELIVERY_TIMEOUT, connect=10.0),
+        )
+    except httpx.TimeoutException as exc:
+        return Outcome(ok=False, retryable=True, message=f"timed out: {type(exc).__name__}")
+    except httpx.HTTPError as exc:
+        return Outcome(ok=False, retryable=True, message=f"{type(exc).__name__}: {exc}"[:500])
+    return connector.classify(response)
+
+
+def send_all(connector: Connector, requests: list[HttpRequest]) -> Outcome:
+    """Send in order; the first failure is the outcome (what went before may be
+    sent again on retry, with the same ids)."""
+    last = Outcome(ok=True)
+    item_errors = []
+    for request in requests:
+        last = send_one(connector, request)
+        if not last.ok:
+            return last
+        item_errors.extend(last.item_errors)
+    return Outcome(ok=True, status=last.status, body=last.body, item_errors=item_errors)

@@ -1,0 +1,93 @@
+"""The interface every destination connector implements.
+
+A connector turns a batch of rendered canonical spans into the HTTP requests its
+platform expects (`build_requests`) and reads the platform's answer
+(`classify`). Sending, retries, circuit breaking and the delivery ledger are the
+delivery pipeline's (`apps.delivery`), the same for every platform.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+
+from apps.destinations.models import Destination
+
+# Answers that mean "try again later"; every other 4xx is the request's fault.
+RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+MAX_ERROR_BODY = 2000
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    span_count: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a platform said about one request."""
+
+    ok: bool
+    retryable: bool = False
+    status: int | None = None
+    message: str = ""
+    body: str = ""
+    retry_after: float | None = None  # seconds
+    item_errors: list[dict[str, Any]] = field(default_factory=list)  # per-span refusals in a partial success
+
+    @property
+    def gone(self) -> bool:
+        """410: the endpoint no longer exists; the destination is disabled."""
+        return self.status == 410
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - (now if now is not None else time.time()))
+
+
+class Connector:
+    type: ClassVar[str]
+    max_batch_spans: ClassVar[int] = 500  # spans per request
+    max_request_bytes: ClassVar[int] = 5 * 1024 * 1024
+
+    def endpoint(self, destination: Destination) -> str:
+        """The base URL requests go to (the `api_url` override wins)."""
+        raise NotImplementedError
+
+    def build_requests(
+        self, destination: Destination, spans: list[dict[str, Any]], *, message_id: str
+    ) -> list[HttpRequest]:
+        raise NotImplementedError
+
+    def classify(self, response: httpx.Response) -> Outcome:
+        status = response.status_code
+        body = response.text[:MAX_ERROR_BODY]
+        if 200 <= status < 300:
+            return Outcome(ok=True, status=status, body=body)
+        retryable = status >= 500 or status in RETRYABLE_4XX
+        return Outcome(
+            ok=False,
+            retryable=retryable,
+            status=status,
+            message=f"{self.type} answered {status}",
+            body=body,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
