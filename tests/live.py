@@ -80,7 +80,9 @@ def web_server(env: dict[str, str]) -> Iterator[str]:
 
 
 @contextmanager
-def celery_worker(env: dict[str, str]) -> Iterator[subprocess.Popen]:
+def celery_worker(env: dict[str, str], concurrency: int = 0) -> Iterator[subprocess.Popen]:
+    """A worker: one process (solo pool), or a prefork pool of `concurrency` children."""
+    pool = ["--pool", "prefork", "--concurrency", str(concurrency)] if concurrency else ["--pool", "solo"]
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -89,8 +91,7 @@ def celery_worker(env: dict[str, str]) -> Iterator[subprocess.Popen]:
             "-A",
             "untrace",
             "worker",
-            "--pool",
-            "solo",
+            *pool,
             "--queues",
             "ingest,route,deliver,maintenance",
             "--loglevel",

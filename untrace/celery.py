@@ -25,6 +25,12 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
+    # Below the visibility timeout, so a running task is never handed to a second worker.
+    task_time_limit=settings.UNTRACE_TASK_TIME_LIMIT,
+    task_soft_time_limit=settings.UNTRACE_TASK_TIME_LIMIT - 30,
+    # On shutdown, running tasks get this long to finish before being requeued.
+    worker_soft_shutdown_timeout=10.0,
+    worker_enable_soft_shutdown_on_idle=True,
     # Fire-and-forget: outcomes are recorded in PostgreSQL, not a result backend.
     task_ignore_result=True,
     result_backend=None,

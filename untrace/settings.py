@@ -263,14 +263,24 @@ UNTRACE_DELIVERY_SWEEP_SECONDS = env.float("UNTRACE_DELIVERY_SWEEP_SECONDS", def
 # The routing reconciler: batches stored but not routed after the grace period are enqueued again.
 UNTRACE_RECONCILE_INTERVAL_SECONDS = env.float("UNTRACE_RECONCILE_INTERVAL_SECONDS", default=60.0)
 UNTRACE_RECONCILE_AFTER_SECONDS = env.float("UNTRACE_RECONCILE_AFTER_SECONDS", default=120.0)
+# Ingest answers 429 for a project with more spans than this waiting to be routed or delivered.
+UNTRACE_PROJECT_BACKLOG_LIMIT = env.int("UNTRACE_PROJECT_BACKLOG_LIMIT", default=1_000_000)
 UNTRACE_CIRCUIT_FAILURES = env.int("UNTRACE_CIRCUIT_FAILURES", default=5)
 UNTRACE_CIRCUIT_RESET_SECONDS = env.float("UNTRACE_CIRCUIT_RESET_SECONDS", default=30.0)
 
-# Celery retries with countdown up to this long; the Redis visibility timeout
-# must be longer or an unacknowledged task would be redelivered early.
-UNTRACE_MAX_RETRY_DELAY_SECONDS = 6 * 3600
+# Delays longer than a few seconds live in PostgreSQL (`next_attempt_at`), never
+# in a Celery countdown, so no message waits long in Redis. A task runs at most
+# UNTRACE_TASK_TIME_LIMIT; an unacknowledged message is redelivered after the
+# visibility timeout, which must be longer (Celery reads it from here only).
+UNTRACE_TASK_TIME_LIMIT = env.int("UNTRACE_TASK_TIME_LIMIT", default=600)
+UNTRACE_VISIBILITY_TIMEOUT = env.int("UNTRACE_VISIBILITY_TIMEOUT", default=3600)
+if UNTRACE_VISIBILITY_TIMEOUT <= UNTRACE_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("UNTRACE_VISIBILITY_TIMEOUT must be longer than UNTRACE_TASK_TIME_LIMIT.")
+# A message redelivered more often than this (a task that keeps killing its
+# worker) is dropped and logged; the PostgreSQL reconcilers still own its work.
+UNTRACE_TASK_MAX_DELIVERIES = env.int("UNTRACE_TASK_MAX_DELIVERIES", default=5)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": UNTRACE_MAX_RETRY_DELAY_SECONDS + 3600,
+    "visibility_timeout": UNTRACE_VISIBILITY_TIMEOUT,
     # Fail fast when Redis is down: ingest must answer, the reconciler catches up.
     "socket_connect_timeout": 1,
     "socket_timeout": 2,

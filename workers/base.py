@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
+from celery import current_task
+from django.conf import settings
+
 from apps.core.metrics import TASK_LATENCY, TASKS
 from untrace.celery import app
 from workers.queues import Queue
+
+logger = logging.getLogger(__name__)
+
+
+def _redelivered_too_often(name: str) -> bool:
+    """Count runs per message (Redis); a message that keeps coming back because
+    its worker dies under it stops after UNTRACE_TASK_MAX_DELIVERIES runs."""
+    task_id = getattr(getattr(current_task, "request", None), "id", None)
+    if not task_id:  # called directly, not from a message
+        return False
+    try:
+        key = f"untrace:task-runs:{task_id}"
+        client = _redis()
+        runs = client.incr(key)
+        client.expire(key, 86400)
+    except redis.RedisError:
+        return False
+    if runs > settings.UNTRACE_TASK_MAX_DELIVERIES:
+        logger.error("task %s (%s) was delivered %d times; dropping the message", name, task_id, runs)
+        return True
+    return False
+
+
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
 
 
 def untrace_task(*, queue: Queue, **options: Any) -> Callable:
@@ -26,6 +57,9 @@ def untrace_task(*, queue: Queue, **options: Any) -> Callable:
         def measured(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             outcome = "error"
+            if _redelivered_too_often(name):
+                TASKS.labels(name, "poison").inc()
+                return None
             try:
                 result = func(*args, **kwargs)
                 outcome = "ok"

@@ -56,6 +56,10 @@ ROUTING_DECISIONS = Counter(
     "unrouted (span matched nothing with a destination), backfilled (earlier span of a trace kept late).",
     ["outcome"],
 )
+INGEST_THROTTLED = Counter(
+    "untrace_ingest_throttled_total",
+    "Ingest requests answered 429 because the project's backlog was over its limit.",
+)
 TASKS = Counter(
     "untrace_celery_tasks_total",
     "Celery task runs, by task and outcome.",

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
 from apps.core.errors import error_body
-from apps.core.metrics import SPANS_INGESTED, SPANS_REJECTED
+from apps.core.metrics import INGEST_THROTTLED, SPANS_INGESTED, SPANS_REJECTED
+from apps.delivery.backpressure import project_backlog
 from apps.ingest import otlp
 from apps.ingest.limits import span_limits
 from apps.ingest.webhooks import WebhookError, message_record, webhook_verify
@@ -76,11 +78,27 @@ def _json(status: int, body: Any) -> IngestResponse:
 
 def _authenticate(request: IngestRequest) -> KeyPrincipal:
     try:
-        return authenticate_key(
+        principal = authenticate_key(
             key_from_headers(request.headers), client_ip=request.client_ip, scope="ingest"
         )
     except KeyAuthError as exc:
         raise IngestError(exc.status, exc.code, exc.message) from exc
+    _check_backlog(principal.project_id)
+    return principal
+
+
+def _check_backlog(project_id: uuid.UUID) -> None:
+    """429 while the project's backlog is over its limit (see apps.delivery.backpressure)."""
+    backlog = project_backlog(project_id)
+    if backlog is not None:
+        INGEST_THROTTLED.inc()
+        raise IngestError(
+            429,
+            "backlog_full",
+            f"{backlog} spans of this project are waiting to be routed or delivered "
+            f"(limit {settings.UNTRACE_PROJECT_BACKLOG_LIMIT}); retry later.",
+            headers={"Retry-After": str(int(settings.UNTRACE_DELIVERY_SWEEP_SECONDS) + 5)},
+        )
 
 
 def _require_json(request: IngestRequest) -> None:
@@ -288,6 +306,7 @@ def ingest_webhook(request: IngestRequest, endpoint_id: str) -> IngestResponse:
         verified = webhook_verify(endpoint_id=endpoint_uuid, headers=request.headers, body=body)
     except WebhookError as exc:
         raise IngestError(exc.status, exc.code, exc.message) from exc
+    _check_backlog(verified.project_id)
     try:
         result = decode_batch(body, limits=span_limits())
     except SchemaError as exc:

@@ -39,6 +39,8 @@ class Sink:
         self.requests: list[dict[str, Any]] = []  # every request: mode, headers, status
         self.received: Counter[str] = Counter()  # span id -> times accepted
         self.payloads: list[dict[str, Any]] = []
+        self.arrivals: dict[str, float] = {}  # span id -> first arrival (monotonic)
+        self.keep_payloads = True
         self.url = ""
 
     def next_mode(self) -> str:
@@ -96,10 +98,13 @@ def _handler(sink: Sink) -> type[BaseHTTPRequestHandler]:
                 except Exception:  # noqa: BLE001 (any verification failure is a 401 here)
                     return self._answer(401, b'{"error": "bad signature"}')
             payload = orjson.loads(body)
+            now = time.monotonic()
             with sink.lock:
-                sink.payloads.append(payload)
+                if sink.keep_payloads:
+                    sink.payloads.append(payload)
                 for span in payload["spans"]:
                     sink.received[span["id"]] += 1
+                    sink.arrivals.setdefault(span["id"], now)
             record["status"] = 200
             return self._answer(200, b'{"ok": true}')
 

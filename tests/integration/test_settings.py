@@ -21,7 +21,9 @@ def test_celery_is_configured_for_at_least_once_delivery():
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_ignore_result is True
     assert conf.broker_url == settings.CELERY_BROKER_URL
-    assert conf.broker_transport_options["visibility_timeout"] > settings.UNTRACE_MAX_RETRY_DELAY_SECONDS
+    visibility = conf.broker_transport_options["visibility_timeout"]
+    assert visibility > conf.task_time_limit > conf.task_soft_time_limit
+    assert conf.worker_soft_shutdown_timeout > 0
     assert {q.name for q in conf.task_queues} == {"ingest", "route", "deliver", "maintenance"}
 
 
