@@ -34,6 +34,7 @@ from apps.destinations.connectors import connector_for
 from apps.destinations.connectors.base import Outcome
 from apps.destinations.models import Destination
 from apps.routing.batches import BatchRouting
+from apps.routing.context import TransformContext
 from apps.routing.router import SpanPlan, Target, render
 from apps.routing.sampling import Decision
 from apps.routing.services import compiled_version, project_hash_key, transform_context
@@ -143,10 +144,14 @@ def _payloads(rows: list[Delivery]) -> list[dict[str, Any]]:
     documents = documents_by_pk(project_id=project_id, pks=[item[0] for row in rows for item in row.items])
     hash_key = project_hash_key(project_id)
     batches = {b.pk: b.api_key_id for b in IngestBatch.objects.filter(pk__in={r.batch_id for r in rows})}
+    contexts: dict[uuid.UUID | None, TransformContext] = {}
     payloads = []
     for row in rows:
         config = compiled_version(row.version_id)
-        ctx = transform_context(project_id, hash_key, batches.get(row.batch_id))
+        key_id = batches.get(row.batch_id)
+        ctx = contexts.get(key_id)
+        if ctx is None:
+            ctx = contexts[key_id] = transform_context(project_id, hash_key, key_id)
         for pk, rule_id, role, rate, policy in row.items:
             span = documents.get(pk)
             if span is None:  # deleted by retention or with its project since
@@ -323,3 +328,67 @@ def deliveries_replay(queryset) -> list[str]:
         replays=F("replays") + 1,
     )
     return sorted({str(destination_id) for _, destination_id in rows})
+
+
+# --- Test connection -------------------------------------------------------------------------------
+
+
+def _sample_span() -> dict[str, Any]:
+    now = timezone.now()
+    span_id = f"untrace-test-{uuid.uuid4()}"
+    return {
+        "id": span_id,
+        "trace_id": span_id,
+        "name": "untrace connection test",
+        "kind": "llm",
+        "start_time": (now - timedelta(milliseconds=420)).isoformat(),
+        "end_time": now.isoformat(),
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "request": {"messages": [{"role": "user", "content": "Say hello."}]},
+        "response": {
+            "content": "Hello!",
+            "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+            "finish_reason": "stop",
+        },
+        "metadata": {"environment": "test", "tags": {"source": "untrace-test"}},
+        "metrics": {"latency_ms": 420.0, "estimated_cost": 0.0000026},
+    }
+
+
+def _verdict(outcome: Outcome) -> str:
+    if outcome.ok:
+        return "accepted"
+    if outcome.status in (401, 403):
+        return "authentication failed: check the credentials"
+    if outcome.status == 404:
+        return "not found: check the URL and the project"
+    if outcome.status is None:
+        return f"unreachable: {outcome.message}"
+    return outcome.message
+
+
+def destination_test(destination: Destination) -> dict[str, Any]:
+    """Send one sample span now (no retries, no breaker, no ledger) and report
+    what the platform said."""
+    connector = connector_for(destination.type)
+    if connector is None:
+        return {
+            "ok": False,
+            "status": None,
+            "message": f"no connector for {destination.type} yet",
+            "body": "",
+        }
+    span = _sample_span()
+    started = time.monotonic()
+    outcome = send_all(
+        connector, connector.build_requests(destination, [span], message_id=f"msg_{span['id']}")
+    )
+    return {
+        "ok": outcome.ok,
+        "status": outcome.status,
+        "message": _verdict(outcome),
+        "body": outcome.body,
+        "latency_ms": round((time.monotonic() - started) * 1000, 1),
+        "span_id": span["id"],
+    }

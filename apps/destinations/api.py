@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -109,6 +110,29 @@ class DestinationViewSet(
         except ConfigError as exc:
             raise _config_error(exc) from exc
         return Response(DestinationSerializer(destination).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: inline_serializer(
+                "DestinationTestResult",
+                {
+                    "ok": serializers.BooleanField(),
+                    "status": serializers.IntegerField(allow_null=True),
+                    "message": serializers.CharField(),
+                    "body": serializers.CharField(),
+                    "latency_ms": serializers.FloatField(),
+                    "span_id": serializers.CharField(),
+                },
+            )
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, **kwargs: Any) -> Response:
+        """Send a sample span now and report the platform's answer (nothing is retried or recorded)."""
+        from apps.delivery.services import destination_test
+
+        return Response(destination_test(self.get_object()))
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, **kwargs: Any) -> Response:

@@ -95,3 +95,19 @@ def test_destination_health_and_metrics(api, client, hook, sink, routed):
     assert health["pending_spans"] == 0 and health["success_rate_24h"] == 1.0
     text = client.get("/metrics").content.decode()
     assert f'untrace_delivery_spans_total{{destination="{hook.pk}",outcome="delivered"}} 3.0' in text
+
+
+def test_test_connection_reports_the_platforms_answer(api, hook, sink):
+    answer = api.post(f"/v1/destinations/{hook.pk}/test").json()
+    assert answer["ok"] is True and answer["status"] == 200 and answer["message"] == "accepted"
+    assert answer["span_id"] in sink.delivered
+    sink.mode = "bad"
+    answer = api.post(f"/v1/destinations/{hook.pk}/test").json()
+    assert (answer["ok"], answer["status"]) == (False, 400) and "invalid payload" in answer["body"]
+    assert not Delivery.objects.exists()
+
+
+def test_test_connection_to_an_unreachable_destination(api, project):
+    dead = DestinationFactory(project=project, config={"url": "http://127.0.0.1:9/hook"})
+    answer = api.post(f"/v1/destinations/{dead.pk}/test").json()
+    assert answer["ok"] is False and answer["status"] is None and answer["message"].startswith("unreachable")
