@@ -257,6 +257,8 @@ UNTRACE_DELIVERY_MAX_BACKOFF_SECONDS = env.float("UNTRACE_DELIVERY_MAX_BACKOFF_S
 UNTRACE_DELIVERY_BASE_BACKOFF_SECONDS = env.float("UNTRACE_DELIVERY_BASE_BACKOFF_SECONDS", default=1.0)
 # How long new deliveries wait to be sent together with the next ones to the same destination.
 UNTRACE_DELIVERY_LINGER_SECONDS = env.float("UNTRACE_DELIVERY_LINGER_SECONDS", default=0.2)
+# Deliveries of at least this many spans are sent by the route task at once; smaller ones linger.
+UNTRACE_DELIVERY_INLINE_MIN_SPANS = env.int("UNTRACE_DELIVERY_INLINE_MIN_SPANS", default=20)
 # The delivery reconciler: how often rows that are due (new, retried, or left by a
 # killed worker or a flushed broker) are looked for.
 UNTRACE_DELIVERY_SWEEP_SECONDS = env.float("UNTRACE_DELIVERY_SWEEP_SECONDS", default=5.0)

@@ -27,7 +27,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.metrics import DELIVERIES, DELIVERY_LAG, DELIVERY_RETRIES
-from apps.delivery.breaker import DeliveryFailed, breaker_for
+from apps.delivery.breaker import DeliveryFailed, breaker_for, circuit_state
 from apps.delivery.models import Delivery, DeliveryStatus
 from apps.delivery.sender import send_all
 from apps.destinations.connectors import connector_for
@@ -55,19 +55,30 @@ def _item(plan: SpanPlan, target: Target) -> list[Any]:
     return [plan.pk, rule_id, target.role, round(target.decision.rate, 6), target.decision.policy]
 
 
-def deliveries_build(routing: BatchRouting) -> list[Delivery]:
+@dataclass
+class Fresh:
+    """A delivery routing just made, with the (plan, target) pairs it carries, so
+    the route task can render and send it without reading the spans again."""
+
+    row: Delivery
+    pairs: list[tuple[SpanPlan, Target]]
+
+
+def deliveries_build(routing: BatchRouting) -> list[Fresh]:
     """One outbox row per (destination, fallback) for the batch's kept spans."""
-    groups: dict[tuple[str, str | None], list[list[Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str | None], list[tuple[SpanPlan, Target]]] = defaultdict(list)
     for plan in routing.all_plans():
         if plan.pk is None:
             continue
         for target in plan.targets:
-            groups[(target.destination_id, target.fallback_id)].append(_item(plan, target))
+            groups[(target.destination_id, target.fallback_id)].append((plan, target))
     now = timezone.now()
     linger = timedelta(seconds=settings.UNTRACE_DELIVERY_LINGER_SECONDS)
     max_age = timedelta(seconds=settings.UNTRACE_DELIVERY_MAX_AGE_SECONDS)
-    return [
-        Delivery(
+    fresh = []
+    for (destination_id, fallback_id), pairs in groups.items():
+        items = [_item(plan, target) for plan, target in pairs]
+        row = Delivery(
             project_id=routing.project_id,
             destination_id=destination_id,
             fallback_destination_id=fallback_id,
@@ -79,22 +90,53 @@ def deliveries_build(routing: BatchRouting) -> list[Delivery]:
             next_attempt_at=now + linger,
             expires_at=now + max_age,
         )
-        for (destination_id, fallback_id), items in groups.items()
-    ]
+        fresh.append(Fresh(row, pairs))
+    return fresh
 
 
-def route_and_record(routing: BatchRouting) -> list[str] | None:
+def route_and_record(routing: BatchRouting) -> list[Fresh] | None:
     """Write the batch's deliveries and mark it routed, in one transaction.
-    Returns the destinations to wake, or None when another worker routed it first."""
-    deliveries = deliveries_build(routing)
+    Returns them, or None when another worker routed the batch first."""
+    fresh = deliveries_build(routing)
     with transaction.atomic():
         updated = IngestBatch.objects.filter(pk=routing.batch_id, routed_at__isnull=True).update(
             routed_at=timezone.now()
         )
         if updated != 1:
             return None
-        Delivery.objects.bulk_create(deliveries)
-    return sorted({str(d.destination_id) for d in deliveries})
+        Delivery.objects.bulk_create([f.row for f in fresh])
+    return fresh
+
+
+def send_fresh(routing: BatchRouting, fresh: list[Fresh]) -> list[str]:
+    """Send the batch's deliveries of at least UNTRACE_DELIVERY_INLINE_MIN_SPANS
+    spans at once, rendered from the spans already in memory, when the
+    destination's circuit is closed. Smaller ones wait (linger) to be sent with
+    others by the deliver task. Returns the destinations to wake."""
+    wake: set[str] = set()
+    destinations = {
+        str(d.pk): d
+        for d in Destination.objects.filter(pk__in={f.row.destination_id for f in fresh}, enabled=True)
+    }
+    for item in fresh:
+        row = item.row
+        destination = destinations.get(str(row.destination_id))
+        if (
+            destination is None
+            or row.span_count < settings.UNTRACE_DELIVERY_INLINE_MIN_SPANS
+            or circuit_state(destination.pk) != "closed"
+        ):
+            wake.add(str(row.destination_id))
+            continue
+        claimed = _claim_rows([row.pk])
+        if not claimed:
+            continue
+        spans = [render(routing.live.config, plan, target, routing.context)[0] for plan, target in item.pairs]
+        result = _send(destination, claimed, spans=spans)
+        wake.update(_finish(destination, claimed, result))
+        if not result.outcome.ok:
+            wake.add(str(row.destination_id))
+    return sorted(wake)
 
 
 # --- Claiming and sending ------------------------------------------------------------------------
@@ -110,15 +152,28 @@ def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
     return delay
 
 
-def _claim(destination: Destination, span_limit: int) -> list[Delivery]:
-    now = timezone.now()
+def _lease(rows: list[Delivery], now: datetime) -> None:
     lease = now + timedelta(seconds=settings.UNTRACE_DELIVERY_TIMEOUT) + LEASE_MARGIN
+    for row in rows:
+        row.lease_until = lease
+        row.attempts += 1
+        row.first_attempt_at = row.first_attempt_at or now
+        row.save(update_fields=["lease_until", "attempts", "first_attempt_at", "updated_at"])
+
+
+def _claimable(now: datetime):
+    return Delivery.objects.filter(status=DeliveryStatus.PENDING).filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    )
+
+
+def _claim(destination: Destination, span_limit: int) -> list[Delivery]:
+    """Due rows of a destination, oldest first, up to `span_limit` spans."""
+    now = timezone.now()
     with transaction.atomic():
         candidates = list(
-            Delivery.objects.filter(
-                destination=destination, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
-            )
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            _claimable(now)
+            .filter(destination=destination, next_attempt_at__lte=now)
             .order_by("next_attempt_at")
             .select_for_update(skip_locked=True)[:MAX_ROWS_PER_SEND]
         )
@@ -128,11 +183,16 @@ def _claim(destination: Destination, span_limit: int) -> list[Delivery]:
                 break
             claimed.append(row)
             spans += row.span_count
-        for row in claimed:
-            row.lease_until = lease
-            row.attempts += 1
-            row.first_attempt_at = row.first_attempt_at or now
-            row.save(update_fields=["lease_until", "attempts", "first_attempt_at", "updated_at"])
+        _lease(claimed, now)
+    return claimed
+
+
+def _claim_rows(pks: list[uuid.UUID]) -> list[Delivery]:
+    """These rows, if no other worker holds them."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = list(_claimable(now).filter(pk__in=pks).select_for_update(skip_locked=True))
+        _lease(claimed, now)
     return claimed
 
 
@@ -169,12 +229,15 @@ class SendResult:
     attempted: bool  # False when the open circuit stopped it before sending
 
 
-def _send(destination: Destination, rows: list[Delivery]) -> SendResult:
+def _send(
+    destination: Destination, rows: list[Delivery], spans: list[dict[str, Any]] | None = None
+) -> SendResult:
     connector = connector_for(destination.type)
     if connector is None:
         outcome = Outcome(ok=False, retryable=True, message=f"no connector for {destination.type} yet")
         return SendResult(outcome, attempted=False)
-    spans = _payloads(rows)
+    if spans is None:
+        spans = _payloads(rows)
     message_id = "msg_" + uuid.uuid5(uuid.NAMESPACE_URL, ",".join(sorted(str(r.pk) for r in rows))).hex
     requests = connector.build_requests(destination, spans, message_id=message_id) if spans else []
     attempted = False

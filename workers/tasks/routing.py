@@ -1,5 +1,5 @@
 from apps.core.metrics import ROUTING_DECISIONS
-from apps.delivery.services import route_and_record
+from apps.delivery.services import route_and_record, send_fresh
 from apps.delivery.wake import wake
 from apps.routing.batches import BatchRouting, route_batch_plans
 from workers.base import untrace_task
@@ -26,14 +26,15 @@ def _count(routing: BatchRouting) -> None:
 @untrace_task(queue=Queue.ROUTE)
 def route_batch(batch_id: str) -> bool:
     """Route one stored ingest batch with the project's live configuration: write
-    its deliveries and mark it routed in one transaction, then wake the
-    destinations. Returns False when the batch is unknown or was routed already."""
+    its deliveries and mark it routed in one transaction, send the larger ones
+    at once and wake the deliver task for the rest. Returns False when the
+    batch is unknown or was routed already."""
     routing = route_batch_plans(batch_id)
     if routing is None:
         return False
-    destinations = route_and_record(routing)
-    if destinations is None:
+    fresh = route_and_record(routing)
+    if fresh is None:
         return False
     _count(routing)
-    wake(destinations)
+    wake(send_fresh(routing, fresh))
     return True

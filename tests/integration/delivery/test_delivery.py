@@ -204,3 +204,26 @@ def test_sampled_out_and_unmatched_spans_create_no_deliveries(api, hook, ingest)
     batch = ingest(spans(2))
     assert route_batch(str(batch.pk)) is True
     assert not Delivery.objects.exists()
+
+
+def test_large_deliveries_are_sent_by_the_route_task_at_once(settings, to_hook, sink, ingest):
+    settings.UNTRACE_DELIVERY_INLINE_MIN_SPANS = 3
+    big = route(ingest(spans(3, prefix="big")))
+    small = route(ingest(spans(2, prefix="small")))
+    big.refresh_from_db()
+    small.refresh_from_db()
+    assert (big.status, big.attempts) == ("delivered", 1) and small.status == "pending"
+    assert sink.delivered == {"big0", "big1", "big2"}
+    assert sink.payloads[0]["spans"][0]["metadata"]["untrace"]["rule"] == "all"
+
+
+def test_an_inline_send_that_fails_is_retried_by_the_deliver_task(settings, to_hook, sink, ingest):
+    settings.UNTRACE_DELIVERY_INLINE_MIN_SPANS = 1
+    sink.schedule = ["error"]
+    delivery = route(ingest(spans(2)))
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_status) == ("pending", 1, 500)
+    due_now(delivery)
+    deliver_due(to_hook.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and sink.delivered == {"s0", "s1"}
