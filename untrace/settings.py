@@ -267,6 +267,8 @@ UNTRACE_RECONCILE_INTERVAL_SECONDS = env.float("UNTRACE_RECONCILE_INTERVAL_SECON
 UNTRACE_RECONCILE_AFTER_SECONDS = env.float("UNTRACE_RECONCILE_AFTER_SECONDS", default=120.0)
 # Ingest answers 429 for a project with more spans than this waiting to be routed or delivered.
 UNTRACE_PROJECT_BACKLOG_LIMIT = env.int("UNTRACE_PROJECT_BACKLOG_LIMIT", default=1_000_000)
+# When a destination's circuit closes again, replay its dead letters that died of retryable failures.
+UNTRACE_DELIVERY_REPLAY_ON_RECOVERY = env.bool("UNTRACE_DELIVERY_REPLAY_ON_RECOVERY", default=True)
 UNTRACE_CIRCUIT_FAILURES = env.int("UNTRACE_CIRCUIT_FAILURES", default=5)
 UNTRACE_CIRCUIT_RESET_SECONDS = env.float("UNTRACE_CIRCUIT_RESET_SECONDS", default=30.0)
 

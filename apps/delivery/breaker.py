@@ -25,6 +25,21 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
 
 
+class _RecoveryListener(pybreaker.CircuitBreakerListener):
+    """When a destination's circuit closes again, dead letters that died of
+    retryable failures (its outage outlasted the retry window) are replayed."""
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state, new_state) -> None:
+        if (
+            new_state.name == pybreaker.STATE_CLOSED
+            and old_state
+            and old_state.name == pybreaker.STATE_HALF_OPEN
+        ):
+            from apps.delivery.services import replay_after_recovery
+
+            replay_after_recovery(cb.name)
+
+
 @functools.cache
 def breaker_for(destination_id: uuid.UUID | str) -> pybreaker.CircuitBreaker:
     storage = pybreaker.CircuitRedisStorage(
@@ -35,6 +50,7 @@ def breaker_for(destination_id: uuid.UUID | str) -> pybreaker.CircuitBreaker:
         reset_timeout=settings.UNTRACE_CIRCUIT_RESET_SECONDS,
         state_storage=storage,
         name=str(destination_id),
+        listeners=[_RecoveryListener()] if settings.UNTRACE_DELIVERY_REPLAY_ON_RECOVERY else [],
     )
 
 

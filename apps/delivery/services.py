@@ -31,7 +31,7 @@ from apps.delivery.breaker import DeliveryFailed, breaker_for, circuit_state
 from apps.delivery.models import Delivery, DeliveryStatus
 from apps.delivery.sender import send_all
 from apps.destinations.connectors import connector_for
-from apps.destinations.connectors.base import Outcome
+from apps.destinations.connectors.base import RETRYABLE_4XX, Outcome
 from apps.destinations.models import Destination
 from apps.routing.batches import BatchRouting
 from apps.routing.context import TransformContext
@@ -391,6 +391,20 @@ def deliveries_replay(queryset) -> list[str]:
         replays=F("replays") + 1,
     )
     return sorted({str(destination_id) for _, destination_id in rows})
+
+
+def replay_after_recovery(destination_id: str) -> list[str]:
+    """Replay the destination's dead letters whose last failure was retryable
+    (or a timeout) once its circuit closed again; permanent refusals stay."""
+    retryable = Q(last_status__isnull=True) | Q(last_status__gte=500) | Q(last_status__in=RETRYABLE_4XX)
+    since = timezone.now() - timedelta(seconds=settings.UNTRACE_DELIVERY_MAX_AGE_SECONDS)
+    rows = Delivery.objects.filter(destination_id=destination_id, finished_at__gte=since).filter(retryable)
+    destinations = deliveries_replay(rows)
+    if destinations:
+        from apps.delivery.wake import wake
+
+        wake(destinations, countdown=0)
+    return destinations
 
 
 # --- Test connection -------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The delivery pipeline in-process: route, claim, send to a local webhook sink, record."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -227,3 +228,30 @@ def test_an_inline_send_that_fails_is_retried_by_the_deliver_task(settings, to_h
     deliver_due(to_hook.pk)
     delivery.refresh_from_db()
     assert delivery.status == "delivered" and sink.delivered == {"s0", "s1"}
+
+
+def test_dead_letters_of_an_outage_are_replayed_when_the_circuit_closes(settings, to_hook, sink, ingest):
+    from apps.delivery.breaker import breaker_for, reset_breakers
+
+    settings.UNTRACE_CIRCUIT_RESET_SECONDS = 0.2
+    reset_breakers()
+    sink.mode = "error"
+    outage = route(ingest(spans(1, prefix="outage")))
+    Delivery.objects.filter(pk=outage.pk).update(expires_at=timezone.now())
+    deliver_due(to_hook.pk)  # the outage outlasted the retry window: dead
+    sink.mode = "bad"
+    refused = route(ingest(spans(1, prefix="refused")))
+    deliver_due(to_hook.pk)  # refused for good: dead, and stays so
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"dead"}
+    breaker_for(str(to_hook.pk)).open()
+    time.sleep(0.3)
+    sink.mode = "ok"
+    route(ingest(spans(1, prefix="after")))
+    Delivery.objects.filter(status="pending").update(next_attempt_at=timezone.now())
+    deliver_due(to_hook.pk)  # the trial succeeds: closed -> replay
+    deliver_due(to_hook.pk)
+    outage.refresh_from_db()
+    refused.refresh_from_db()
+    assert outage.status == "delivered" and outage.replays == 1
+    assert refused.status == "dead"
+    assert {"outage0", "after0"} <= sink.delivered
