@@ -16,8 +16,11 @@ def _load() -> None:
     for module in pkgutil.iter_modules(__path__):
         if module.name != "base":
             importlib.import_module(f"{__name__}.{module.name}")
-    for cls in Connector.__subclasses__():
-        if getattr(cls, "type", None):
+    pending = list(Connector.__subclasses__())
+    while pending:  # connectors may build on one another (Phoenix on OTLP)
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "type" in cls.__dict__:
             _registry[cls.type] = cls()
 
 
