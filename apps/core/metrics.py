@@ -91,7 +91,8 @@ PROXY_TRACES = Counter(
 
 DELIVERIES = Counter(
     "untrace_delivery_spans_total",
-    "Spans by destination and outcome: delivered, dead (dead-lettered), rerouted (to the fallback).",
+    "Spans by destination and outcome: delivered, dead (dead-lettered), rerouted (to the fallback), "
+    "span_deleted (removed from the store before it could be sent).",
     ["destination", "outcome"],
 )
 DELIVERY_RETRIES = Counter(

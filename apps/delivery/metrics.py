@@ -7,6 +7,7 @@ from django.db.models import Count, Min, Sum
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
+from apps.delivery.backpressure import backlog_by_project
 from apps.delivery.breaker import circuit_state
 from apps.delivery.models import Delivery, DeliveryStatus
 
@@ -35,8 +36,16 @@ class DeliveryStateCollector:
             "Circuit breaker per destination: 0 closed, 1 half-open, 2 open.",
             labels=["destination"],
         )
+        backlog = GaugeMetricFamily(
+            "untrace_project_backlog_spans",
+            "Spans per project stored but not routed yet, or waiting for delivery (ingest answers 429 "
+            "above UNTRACE_PROJECT_BACKLOG_LIMIT).",
+            labels=["project"],
+        )
         now = timezone.now()
         try:
+            for project_id, spans in backlog_by_project().items():
+                backlog.add_metric([project_id], spans)
             pending = (
                 Delivery.objects.filter(status=DeliveryStatus.PENDING)
                 .values("destination_id")
@@ -55,4 +64,4 @@ class DeliveryStateCollector:
                 dead.add_metric([str(row["destination_id"])], row["n"])
         except DatabaseError:
             return
-        yield from (depth, lag, dead, circuit)
+        yield from (depth, lag, dead, circuit, backlog)

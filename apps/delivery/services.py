@@ -214,7 +214,8 @@ def _payloads(rows: list[Delivery]) -> list[dict[str, Any]]:
             ctx = contexts[key_id] = transform_context(project_id, hash_key, key_id)
         for pk, rule_id, role, rate, policy in row.items:
             span = documents.get(pk)
-            if span is None:  # deleted by retention or with its project since
+            if span is None:  # deleted since (retention, or with its project): counted, not sent
+                DELIVERIES.labels(str(row.destination_id), "span_deleted").inc()
                 continue
             rule = config.rules_by_id.get(rule_id) if rule_id else None
             target = Target(str(row.destination_id), role, rule, Decision(True, rate, policy))

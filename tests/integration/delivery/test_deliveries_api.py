@@ -90,6 +90,7 @@ def test_destination_health_and_metrics(api, client, hook, sink, routed):
     assert health["circuit"] == "closed" and health["pending_spans"] == 3 and health["lag_seconds"] >= 0
     text = client.get("/metrics").content.decode()
     assert f'untrace_delivery_queue_depth{{destination="{hook.pk}"}} 3.0' in text
+    assert f'untrace_project_backlog_spans{{project="{hook.project_id}"}} 3.0' in text
     deliver_due(hook.pk)
     health = api.get(f"/v1/destinations/{hook.pk}").json()["health"]
     assert health["pending_spans"] == 0 and health["success_rate_24h"] == 1.0
