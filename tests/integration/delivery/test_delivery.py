@@ -255,3 +255,17 @@ def test_dead_letters_of_an_outage_are_replayed_when_the_circuit_closes(settings
     assert outage.status == "delivered" and outage.replays == 1
     assert refused.status == "dead"
     assert {"outage0", "after0"} <= sink.delivered
+
+
+def test_spans_deleted_before_delivery_are_counted_not_sent(to_hook, sink, ingest):
+    from apps.core.metrics import DELIVERIES
+    from apps.traces.models import Span
+
+    delivery = route(ingest(spans(2)))
+    Span.objects.filter(span_id="s0").delete()
+    counter = DELIVERIES.labels(str(to_hook.pk), "span_deleted")
+    before = counter._value.get()
+    deliver_due(to_hook.pk)
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and sink.delivered == {"s1"}
+    assert counter._value.get() == before + 1
