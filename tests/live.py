@@ -17,6 +17,12 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def platforms_cache() -> Path:
+    """Where the virtualenvs of real platforms (Phoenix, MLflow) are kept between runs."""
+    default = Path.home() / ".cache" / "untrace-platforms"
+    return Path(os.environ.get("UNTRACE_PLATFORMS_CACHE", default))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ from apps.core.errors import invalid_field
 from apps.core.fields import StrictCharField
 from apps.destinations.models import Destination
 from apps.destinations.services import destination_create, destination_delete, destination_update
-from apps.destinations.types import TYPES
+from apps.destinations.types import destination_types
 from apps.routing.errors import ConfigError
 
 
@@ -58,7 +58,7 @@ class DestinationDetailSerializer(DestinationSerializer):
 
 class DestinationWriteSerializer(serializers.Serializer):
     name = StrictCharField(max_length=200)
-    type = serializers.ChoiceField(choices=sorted(TYPES))
+    type = serializers.ChoiceField(choices=sorted(destination_types()))
     config = serializers.DictField(help_text="Settings of the type; credentials are write-only")
     enabled = serializers.BooleanField(default=True)
 

@@ -1,13 +1,15 @@
-"""The destination types of the contract and the settings each one takes.
+"""Destination types and the validation of their settings.
 
-A type's fields drive validation of `POST /v1/destinations` and the dashboard
-form. Fields marked `secret` are credentials: stored encrypted, write-only.
-Every type also takes `api_url`, which overrides the platform's default endpoint
-(regional hosts, self-hosted installs, an egress proxy, tests).
+Each connector declares its settings (`Connector.fields`); they drive validation
+of `POST /v1/destinations` and the dashboard form. Fields marked `secret` are
+credentials: stored encrypted, write-only. Every type also takes `api_url`,
+which overrides the platform's default endpoint (regional hosts, self-hosted
+installs, an egress proxy, tests).
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -15,21 +17,12 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from apps.destinations.connectors import connector_for, connector_types
+from apps.destinations.connectors.base import Field
 from apps.routing.errors import ConfigError
 
 MAX_VALUE_LENGTH = 4096
 MAX_HEADERS = 32
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    kind: str = "string"  # string | url | choice | headers
-    required: bool = False
-    secret: bool = False
-    default: Any = None
-    choices: tuple[str, ...] = ()
-    help: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,81 +38,22 @@ class DestinationType:
 API_URL = Field("api_url", "url", help="Overrides the platform's default endpoint")
 
 
-def _t(type_: str, label: str, *fields: Field) -> DestinationType:
-    return DestinationType(
-        type_, label, (*fields, API_URL) if not any(f.name == "api_url" for f in fields) else fields
-    )
-
-
-def _key(required: bool = True) -> Field:
-    return Field("api_key", required=required, secret=True)
-
-
-TYPES: dict[str, DestinationType] = {
-    t.type: t
-    for t in (
-        _t("langsmith", "LangSmith", API_URL, _key(), Field("project", default="default")),
-        _t(
-            "langfuse",
-            "Langfuse",
-            Field("host", "url", default="https://cloud.langfuse.com"),
-            Field("public_key", required=True),
-            Field("secret_key", required=True, secret=True),
-            Field("api", "choice", default="otlp", choices=("otlp", "ingestion")),
-        ),
-        _t("keywordsai", "Keywords AI", API_URL, _key()),
-        _t("helicone", "Helicone", API_URL, _key()),
-        _t("langwatch", "LangWatch", API_URL, _key()),
-        _t(
-            "phoenix", "Arize Phoenix", Field("endpoint", "url", required=True), _key(False), Field("project")
-        ),
-        _t(
-            "otlp",
-            "OpenTelemetry collector (OTLP/HTTP)",
-            Field("endpoint", "url", required=True),
-            Field("headers", "headers", secret=True),
-            Field("protocol", "choice", default="http/protobuf", choices=("http/protobuf", "http/json")),
-        ),
-        _t(
-            "datadog",
-            "Datadog LLM Observability",
-            Field("site", default="datadoghq.com"),
-            _key(),
-            Field("ml_app", required=True),
-        ),
-        _t("honeyhive", "HoneyHive", API_URL, _key(), Field("project", required=True)),
-        _t("lunary", "Lunary", API_URL, _key(), Field("project")),
-        _t(
-            "mlflow",
-            "MLflow",
-            Field("tracking_uri", "url", required=True),
-            Field("experiment_id", required=True),
-        ),
-        _t(
-            "webhook",
-            "Webhook",
-            Field("url", "url", required=True),
-            Field("secret", secret=True, help="whsec_... to sign requests per Standard Webhooks"),
-            Field("headers", "headers", secret=True),
-        ),
-        _t(
-            "s3",
-            "Amazon S3 or S3-compatible storage",
-            Field("bucket", required=True),
-            Field("prefix", default="untrace/"),
-            Field("region", default="us-east-1"),
-            Field("endpoint_url", "url"),
-            Field("access_key_id", required=True, secret=True),
-            Field("secret_access_key", required=True, secret=True),
-        ),
-    )
-}
+@functools.cache
+def destination_types() -> dict[str, DestinationType]:
+    """Every registered connector's type, its label and settings (plus `api_url`)."""
+    types = {}
+    for name in connector_types():
+        connector = connector_for(name)
+        fields = connector.fields if connector.field_named("api_url") else (*connector.fields, API_URL)
+        types[name] = DestinationType(name, connector.label, fields)
+    return types
 
 
 def destination_type(name: Any, *, where: str = "type") -> DestinationType:
-    if not isinstance(name, str) or name not in TYPES:
-        raise ConfigError(where, f"unknown destination type {name!r}; known: {', '.join(sorted(TYPES))}")
-    return TYPES[name]
+    types = destination_types()
+    if not isinstance(name, str) or name not in types:
+        raise ConfigError(where, f"unknown destination type {name!r}; known: {', '.join(sorted(types))}")
+    return types[name]
 
 
 def check_url(value: str, *, where: str) -> None:

@@ -23,6 +23,25 @@ MAX_ERROR_BODY = 2000
 
 
 @dataclass(frozen=True)
+class Field:
+    """One setting of a destination type; the API validates with it and the
+    dashboard builds its form from it. `secret` fields are credentials:
+    encrypted at rest, never returned."""
+
+    name: str
+    kind: str = "string"  # string | url | choice | headers
+    required: bool = False
+    secret: bool = False
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+
+def api_key(required: bool = True, help: str = "") -> Field:  # noqa: A002 (a form's help text)
+    return Field("api_key", required=required, secret=True, help=help)
+
+
+@dataclass(frozen=True)
 class HttpRequest:
     method: str
     url: str
@@ -65,8 +84,14 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 class Connector:
     type: ClassVar[str]
+    label: ClassVar[str]
+    fields: ClassVar[tuple[Field, ...]] = ()  # `api_url` is added to every type
     max_batch_spans: ClassVar[int] = 500  # spans per request
     max_request_bytes: ClassVar[int] = 5 * 1024 * 1024
+
+    @classmethod
+    def field_named(cls, name: str) -> Field | None:
+        return next((f for f in cls.fields if f.name == name), None)
 
     def endpoint(self, destination: Destination) -> str:
         """The base URL requests go to (the `api_url` override wins)."""

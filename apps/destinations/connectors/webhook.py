@@ -14,12 +14,18 @@ from typing import Any
 import orjson
 from standardwebhooks import Webhook
 
-from apps.destinations.connectors.base import Connector, HttpRequest
+from apps.destinations.connectors.base import Connector, Field, HttpRequest
 from apps.destinations.models import Destination
 
 
 class WebhookConnector(Connector):
     type = "webhook"
+    label = "Webhook"
+    fields = (
+        Field("url", "url", required=True),
+        Field("secret", secret=True, help="whsec_... to sign requests per Standard Webhooks"),
+        Field("headers", "headers", secret=True),
+    )
     max_batch_spans = 1000
     max_request_bytes = 8 * 1024 * 1024
 
