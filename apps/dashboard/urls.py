@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.dashboard import views
+from apps.dashboard import deliveries, destinations, overview, rules, traces, views
 
 app_name = "dashboard"
 
@@ -11,4 +11,9 @@ urlpatterns = [
     path("projects/<uuid:project_id>/keys/<uuid:key_id>/revoke", views.key_revoke_view, name="key-revoke"),
     path("orgs/<uuid:organization_id>/members", views.organization_members, name="members"),
     path("orgs/<uuid:organization_id>/projects/new", views.project_new, name="project-new"),
+    *overview.urlpatterns,
+    *traces.urlpatterns,
+    *destinations.urlpatterns,
+    *rules.urlpatterns,
+    *deliveries.urlpatterns,
 ]

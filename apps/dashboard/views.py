@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import ROLE_CAN_MANAGE_MEMBERS, ROLE_CAN_WRITE, Organization
 from apps.accounts.selectors import membership_get, project_get_for_user, projects_for_user
 from apps.accounts.services import InvitationError, invitation_create, project_create
+from apps.dashboard.context import TABS
 from apps.dashboard.forms import InviteForm, KeyCreateForm, ProjectCreateForm
 from apps.keys.models import ApiKey
 from apps.keys.services import KeyParamError, key_create, key_revoke
@@ -21,7 +22,7 @@ def home(request: HttpRequest) -> HttpResponse:
     project = projects_for_user(user=request.user).first()
     if project is None:
         return render(request, "dashboard/no_project.html")
-    return redirect("dashboard:project", project_id=project.pk)
+    return redirect("dashboard:overview", project_id=project.pk)
 
 
 def _keys_context(project, membership, **extra) -> dict:
@@ -31,6 +32,8 @@ def _keys_context(project, membership, **extra) -> dict:
         "can_write": membership.role in ROLE_CAN_WRITE,
         "keys": ApiKey.objects.for_project(project.pk).order_by("-created_at"),
         "projects": projects_for_user(user=membership.user),
+        "tabs": TABS,
+        "tab": "setup",
         **extra,
     }
 

@@ -185,6 +185,48 @@ def rule_delete(*, project_id: uuid.UUID, rule_id: uuid.UUID, actor: Actor) -> R
     )
 
 
+def default_destination_if_unrouted(
+    *, project_id: uuid.UUID, destination_id: uuid.UUID, actor: Actor
+) -> bool:
+    """Make a destination the default for unmatched spans when the project routes
+    nowhere yet (no rules, no defaults), so a first destination receives traces
+    at once. True when it did."""
+    _, document = active_document(project_id)
+    if document["rules"] or document["default_destinations"]:
+        return False
+    document = {**document, "default_destinations": [str(destination_id)]}
+    config_save(
+        project_id=project_id, document=document, actor=actor, summary="Added a first default destination"
+    )
+    return True
+
+
+def rule_move(
+    *, project_id: uuid.UUID, rule_id: uuid.UUID, offset: int, actor: Actor
+) -> RoutingConfigVersion | None:
+    """Move a rule `offset` places in evaluation order (-1: one earlier, 1: one later).
+    Every rule gets a priority 10, 20, 30, ... in the new order, saved as one version;
+    None when the rule is already first (or last) and nothing changes."""
+    _, document = active_document(project_id)
+    index = _rule_index(document, rule_id)
+    rules = [dict(rule) for rule in document["rules"]]
+    order = sorted(range(len(rules)), key=lambda i: (rules[i].get("priority", 100), i))
+    at = order.index(index)
+    target = at + offset
+    if offset == 0 or not 0 <= target < len(order):
+        return None
+    order.insert(target, order.pop(at))
+    for rank, i in enumerate(order, start=1):
+        rules[i]["priority"] = rank * 10
+    direction = "up" if offset < 0 else "down"
+    return config_save(
+        project_id=project_id,
+        document={**document, "rules": rules},
+        actor=actor,
+        summary=f"Moved rule {rules[index].get('name')!r} {direction}",
+    )
+
+
 def destination_users(destination: Destination) -> list[str]:
     """Where the live configuration names a destination (so it is not deleted from under a rule)."""
     _, document = active_document(destination.project_id)

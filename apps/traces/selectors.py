@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from django.db import connection
-from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet, Sum
+from django.db.models import Aggregate, Count, F, FloatField, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 
 from apps.traces.models import Span
@@ -68,6 +68,46 @@ def spans_filtered(*, project_id: uuid.UUID, filters: SpanFilters) -> QuerySet[S
     if f.root is not None:
         qs = qs.filter(parent_id__isnull=f.root)
     return qs
+
+
+def traces_filtered(*, project_id: uuid.UUID, filters: SpanFilters) -> QuerySet[Span]:
+    """The root spans of the traces holding at least one span that matches `filters`
+    (a trace is found by its LLM call's model even when its root is an agent)."""
+    roots = spans_filtered(project_id=project_id, filters=SpanFilters(root=True))
+    matching = replace(filters, root=None)
+    if matching == SpanFilters():
+        return roots
+    trace_ids = spans_filtered(project_id=project_id, filters=matching).values("trace_id")
+    return roots.filter(trace_id__in=trace_ids)
+
+
+def trace_summaries(*, project_id: uuid.UUID, trace_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per trace: span and error counts, tokens, cost, duration and models of all its spans."""
+    spans = Span.objects.for_project(project_id).filter(trace_id__in=trace_ids)
+    rows = spans.values("trace_id").annotate(
+        spans=Count("id"),
+        errors=Count("id", filter=Q(status="error")),
+        total_tokens=Sum("total_tokens"),
+        cost=Sum("cost"),
+        first=Min("start_time"),
+        last=Max("end_time"),
+    )
+    models: dict[str, list[str]] = defaultdict(list)
+    for trace_id, model in (
+        spans.exclude(model=None).values_list("trace_id", "model").distinct().order_by("trace_id", "model")
+    ):
+        models[trace_id].append(model)
+    return {
+        row["trace_id"]: {
+            "spans": row["spans"],
+            "errors": row["errors"],
+            "total_tokens": row["total_tokens"] or 0,
+            "cost": row["cost"] or Decimal(0),
+            "duration_ms": (row["last"] - row["first"]).total_seconds() * 1000 if row["last"] else None,
+            "models": models[row["trace_id"]],
+        }
+        for row in rows
+    }
 
 
 # The canonical fields a stored span document carries after its id, in order.

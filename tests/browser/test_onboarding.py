@@ -15,8 +15,10 @@ def test_signup_to_first_key(page, live_server, settings, tmp_path):
     page.fill("input[name=password2]", "a-long-enough-passphrase")
     page.get_by_role("button", name="Sign Up").click()
 
-    page.get_by_role("heading", name="API keys").wait_for()
+    page.get_by_role("heading", name="Get your first trace delivered").wait_for()
     assert "newcomer's organization / Default" in page.content()
+    page.get_by_role("navigation", name="Project").get_by_role("link", name="Keys & setup").click()
+    page.get_by_role("heading", name="API keys").wait_for()
 
     page.fill("input[name=name]", "my laptop")
     page.check("input[value=read]")

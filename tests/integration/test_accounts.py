@@ -55,7 +55,7 @@ def test_signup_creates_an_organization_and_first_project(client, _signup):
     assert project.name == "Default"
     home = client.get("/")
     assert home.status_code == 302
-    assert home["Location"] == f"/projects/{project.pk}/"
+    assert home["Location"] == f"/projects/{project.pk}/overview"
 
 
 def test_dashboard_creates_a_key_shown_once(client, _signup):

@@ -89,7 +89,7 @@ def test_run_serves_signup_and_stops_everything_on_ctrl_c(tmp_path):
             )
             assert signup.status_code == 302
             home = http.get("/", follow_redirects=True)
-            assert "API keys" in home.text
+            assert "Get your first trace delivered" in home.text
 
         # A span in through the ingest fast path, stored in SQLite, routed by the
         # worker over the file broker, read back through Django.
