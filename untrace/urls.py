@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core import views as core_views
+from apps.proxy.api import ProxySettingsView
 
 handler404 = "apps.core.errors.json_not_found"
 handler500 = "apps.core.errors.json_server_error"
@@ -21,6 +22,7 @@ urlpatterns = [
     path("", include("apps.ingest.urls")),
     path("", include("apps.traces.urls")),
     path("v1/routing/", include("apps.routing.urls")),
+    path("v1/proxy-settings", ProxySettingsView.as_view(), name="proxy-settings"),
     path("v1/", include("apps.core.api_urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("apps.accounts.urls")),

@@ -31,7 +31,8 @@ from apps.core.metrics import PROXY_REQUESTS
 from apps.keys.auth import KeyAuthError, KeyPrincipal, authenticate_key, key_needs_io
 from apps.proxy import upstream
 from apps.proxy.capture import ProxiedCall
-from apps.proxy.headers import call_metadata, client_headers, upstream_headers
+from apps.proxy.headers import call_metadata, client_headers, upstream_headers, with_provider_key
+from apps.proxy.project_settings import NO_OVERRIDES, ProxyTarget, cached_proxy_target, proxy_target
 from apps.proxy.writer import flush_traces, trace_writer
 
 Scope = dict[str, Any]
@@ -47,6 +48,14 @@ def _authenticate_in_thread(raw_key: str | None, client_ip: str | None) -> KeyPr
     close_old_connections()
     try:
         return authenticate_key(raw_key, client_ip=client_ip, scope="proxy")
+    finally:
+        close_old_connections()
+
+
+def _target_in_thread(project_id) -> ProxyTarget:
+    close_old_connections()
+    try:
+        return proxy_target(project_id)
     finally:
         close_old_connections()
 
@@ -160,8 +169,15 @@ async def _proxy(scope: Scope, receive: Callable, send: Callable) -> None:
             request_body=body if "json" in request_type else b"",
             request_content_type=request_type,
         )
+    target = cached_proxy_target(principal.project_id)
+    if target is None:
+        try:
+            loop = asyncio.get_running_loop()
+            target = await loop.run_in_executor(_auth_pool, _target_in_thread, principal.project_id)
+        except Exception:  # noqa: BLE001 - the settings store is unreachable: use the defaults
+            target = NO_OVERRIDES
     status = await _forward(
-        scope, receive, send, provider=provider, path=path, body=body, meta=meta, call=call
+        scope, receive, send, provider=provider, path=path, body=body, meta=meta, call=call, target=target
     )
     PROXY_REQUESTS.labels(provider, str(status)).inc()
     if call is not None:
@@ -179,15 +195,25 @@ async def _forward(
     body: bytes,
     meta: Any,
     call: ProxiedCall | None,
+    target: ProxyTarget,
 ) -> int:
     """Send the call upstream and relay the answer; the status the client got."""
-    url = upstream.upstream_url(provider=provider, path=path, query_string=scope.get("query_string", b""))
+    url = upstream.upstream_url(
+        provider=provider,
+        path=path,
+        query_string=scope.get("query_string", b""),
+        base=target.upstreams.get(provider, ""),
+    )
+    headers = upstream_headers(scope["headers"])
+    stored_key = target.keys.get(provider)
+    if stored_key:
+        headers = with_provider_key(headers, provider, stored_key)
     try:
         response = await upstream.open_response(
             provider=provider,
             method=scope["method"],
             url=url,
-            headers=upstream_headers(scope["headers"]),
+            headers=headers,
             body=body,
             policy=upstream.attempts(),
         )

@@ -113,6 +113,15 @@ def upstream_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return out
 
 
+def with_provider_key(headers: list[tuple[str, str]], provider: str, key: str) -> list[tuple[str, str]]:
+    """Add the project's stored provider key when the client sent none of its own."""
+    name = "authorization" if provider == "openai" else "x-api-key"
+    if any(existing == name for existing, _ in headers):
+        return headers
+    value = f"Bearer {key}" if provider == "openai" else key
+    return [*headers, (name, value)]
+
+
 def client_headers(raw: tuple[tuple[bytes, bytes], ...], *, trace_id: str) -> list[tuple[bytes, bytes]]:
     """The provider's response headers as sent back to the client, plus the trace id. The
     ASGI server adds its own Date and Server headers, so the provider's are left out."""

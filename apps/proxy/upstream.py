@@ -47,10 +47,11 @@ def base_url(provider: str) -> str:
     return settings.UNTRACE_ANTHROPIC_UPSTREAM.rstrip("/")
 
 
-def upstream_url(*, provider: str, path: str, query_string: bytes) -> str:
-    """The provider URL of `path` (what follows /v1/proxy/{provider}/); a leading v1/ is optional."""
+def upstream_url(*, provider: str, path: str, query_string: bytes, base: str = "") -> str:
+    """The provider URL of `path` (what follows /v1/proxy/{provider}/); a leading v1/ is optional.
+    `base` is the project's own upstream, when it has one."""
     rest = path[3:] if path.startswith("v1/") else path
-    url = f"{base_url(provider)}/v1/{rest}"
+    url = f"{base or base_url(provider)}/v1/{rest}"
     return f"{url}?{query_string.decode('latin-1')}" if query_string else url
 
 
