@@ -204,6 +204,11 @@ UNTRACE_PROXY_RETRY_STATUSES = [
 ]
 # A Retry-After longer than this is not waited for: the answer goes back to the client.
 UNTRACE_PROXY_RETRY_MAX_WAIT = env.float("UNTRACE_PROXY_RETRY_MAX_WAIT", default=5.0)
+# Fallback upstreams tried in order when the main one fails (comma-separated base URLs).
+UNTRACE_OPENAI_FALLBACK_UPSTREAMS = env.list("UNTRACE_OPENAI_FALLBACK_UPSTREAMS", default=[])
+UNTRACE_ANTHROPIC_FALLBACK_UPSTREAMS = env.list("UNTRACE_ANTHROPIC_FALLBACK_UPSTREAMS", default=[])
+UNTRACE_PROXY_CIRCUIT_FAILURES = env.int("UNTRACE_PROXY_CIRCUIT_FAILURES", default=5)
+UNTRACE_PROXY_CIRCUIT_RESET_SECONDS = env.float("UNTRACE_PROXY_CIRCUIT_RESET_SECONDS", default=30.0)
 UNTRACE_PROXY_MAX_CONNECTIONS = env.int("UNTRACE_PROXY_MAX_CONNECTIONS", default=512)
 UNTRACE_PROXY_MAX_BODY_BYTES = env.int("UNTRACE_PROXY_MAX_BODY_BYTES", default=64 * 1024 * 1024)
 # Off: calls pass through untraced (the trace id header is still set).

@@ -82,6 +82,16 @@ PROXY_UPSTREAM_RETRIES = Counter(
     "Upstream attempts the proxy retried, by provider and reason.",
     ["provider", "reason"],
 )
+PROXY_CIRCUIT = Counter(
+    "untrace_proxy_circuit_transitions_total",
+    "Proxy upstream circuit breaker transitions (opened, closed).",
+    ["transition"],
+)
+PROXY_FALLBACKS = Counter(
+    "untrace_proxy_fallbacks_total",
+    "Proxy calls that went to a fallback upstream, by provider.",
+    ["provider"],
+)
 PROXY_TRACES = Counter(
     "untrace_proxy_traces_total",
     "Proxy traces by outcome: stored, spilled (to the local file), replayed (from it), dropped.",

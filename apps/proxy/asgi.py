@@ -27,9 +27,9 @@ from django.db import close_old_connections
 
 from apps.core.asgi import ClientGone, client_ip, lowercase_headers, read_body, send_response
 from apps.core.errors import error_body
-from apps.core.metrics import PROXY_REQUESTS
+from apps.core.metrics import PROXY_FALLBACKS, PROXY_REQUESTS
 from apps.keys.auth import KeyAuthError, KeyPrincipal, authenticate_key, key_needs_io
-from apps.proxy import upstream
+from apps.proxy import breaker, upstream
 from apps.proxy.capture import ProxiedCall
 from apps.proxy.headers import call_metadata, client_headers, upstream_headers, with_provider_key
 from apps.proxy.project_settings import NO_OVERRIDES, ProxyTarget, cached_proxy_target, proxy_target
@@ -198,34 +198,54 @@ async def _forward(
     target: ProxyTarget,
 ) -> int:
     """Send the call upstream and relay the answer; the status the client got."""
-    url = upstream.upstream_url(
-        provider=provider,
-        path=path,
-        query_string=scope.get("query_string", b""),
-        base=target.upstreams.get(provider, ""),
-    )
     headers = upstream_headers(scope["headers"])
     stored_key = target.keys.get(provider)
     if stored_key:
         headers = with_provider_key(headers, provider, stored_key)
-    try:
-        response = await upstream.open_response(
-            provider=provider,
-            method=scope["method"],
-            url=url,
-            headers=headers,
-            body=body,
-            policy=upstream.attempts(),
+    bases = target.bases(provider, upstream.base_url(provider), upstream.fallback_urls(provider))
+    response = None
+    failure: upstream.UpstreamError | None = None
+    for index, base in enumerate(bases):
+        last = index == len(bases) - 1
+        if not last and not breaker.available(base):
+            continue  # its circuit is open: the next upstream takes the call
+        url = upstream.upstream_url(
+            provider=provider, path=path, query_string=scope.get("query_string", b""), base=base
         )
-    except upstream.UpstreamTimeout as exc:
+        try:
+            response = await upstream.open_response(
+                provider=provider,
+                method=scope["method"],
+                url=url,
+                headers=headers,
+                body=body,
+                policy=upstream.attempts(),
+            )
+        except upstream.UpstreamError as exc:
+            breaker.failed(base)
+            failure = exc
+            continue
+        if response.status >= 500:
+            breaker.failed(base)
+            if not last:
+                response.release()
+                response = None
+                continue
+        else:
+            breaker.succeeded(base)
+        if index > 0:
+            PROXY_FALLBACKS.labels(provider).inc()
+        break
+    if response is None:
+        if isinstance(failure, upstream.UpstreamTimeout):
+            if call is not None:
+                call.status, call.error = 504, ("upstream_timeout", str(failure))
+            await _send_error(send, 504, "upstream_timeout", str(failure), meta.trace_id)
+            return 504
+        message = str(failure) if failure else f"no upstream for {provider}"
         if call is not None:
-            call.status, call.error = 504, ("upstream_timeout", str(exc))
-        await _send_error(send, 504, "upstream_timeout", str(exc), meta.trace_id)
-        return 504
-    except upstream.UpstreamUnavailable as exc:
-        if call is not None:
-            call.status, call.error = 502, ("upstream_unavailable", str(exc))
-        await _send_error(send, 502, "upstream_unavailable", str(exc), meta.trace_id)
+            call.status, call.error = 502, ("upstream_unavailable", message)
+        await _send_error(send, 502, "upstream_unavailable", message, meta.trace_id)
         return 502
 
     status = response.status

@@ -18,6 +18,8 @@ class ProxySettings(models.Model):
     )
     openai_upstream = models.CharField(max_length=500, blank=True, default="")
     anthropic_upstream = models.CharField(max_length=500, blank=True, default="")
+    openai_fallback_upstreams = models.JSONField(default=list, blank=True)
+    anthropic_fallback_upstreams = models.JSONField(default=list, blank=True)
     openai_key_encrypted = models.TextField(blank=True, default="")
     anthropic_key_encrypted = models.TextField(blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +18,7 @@ from apps.routing.errors import ConfigError
 
 PROVIDERS = ("openai", "anthropic")
 MAX_KEY_LENGTH = 500
+MAX_FALLBACKS = 5
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,13 @@ class ProxyTarget:
 
     upstreams: dict[str, str]  # provider -> base URL ('' = the deployment default)
     keys: dict[str, str]  # provider -> key ('' = none stored)
+    fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # provider -> fallback base URLs
+
+    def bases(self, provider: str, default: str, default_fallbacks: list[str]) -> list[str]:
+        """Upstreams to try in order: the project's (or the default), then the fallbacks."""
+        fallbacks = self.fallbacks.get(provider) or tuple(u.rstrip("/") for u in default_fallbacks)
+        primary = self.upstreams.get(provider) or default
+        return list(dict.fromkeys([primary, *fallbacks]))
 
 
 NO_OVERRIDES = ProxyTarget({}, {})
@@ -44,6 +52,7 @@ def proxy_target(project_id: uuid.UUID) -> ProxyTarget:
         ProxyTarget(
             {p: getattr(row, f"{p}_upstream").rstrip("/") for p in PROVIDERS},
             {p: row.key(p) for p in PROVIDERS},
+            {p: tuple(getattr(row, f"{p}_fallback_upstreams")) for p in PROVIDERS},
         )
         if row
         else NO_OVERRIDES
@@ -73,18 +82,23 @@ def proxy_settings_view(project_id: uuid.UUID) -> dict[str, Any]:
     return {
         "openai_upstream": row.openai_upstream if row else "",
         "anthropic_upstream": row.anthropic_upstream if row else "",
+        "openai_fallback_upstreams": row.openai_fallback_upstreams if row else [],
+        "anthropic_fallback_upstreams": row.anthropic_fallback_upstreams if row else [],
         "openai_key_set": bool(row and row.openai_key_encrypted),
         "anthropic_key_set": bool(row and row.anthropic_key_encrypted),
         "defaults": {
             "openai_upstream": settings.UNTRACE_OPENAI_UPSTREAM,
             "anthropic_upstream": settings.UNTRACE_ANTHROPIC_UPSTREAM,
+            "openai_fallback_upstreams": settings.UNTRACE_OPENAI_FALLBACK_UPSTREAMS,
+            "anthropic_fallback_upstreams": settings.UNTRACE_ANTHROPIC_FALLBACK_UPSTREAMS,
         },
     }
 
 
 def proxy_settings_save(*, project_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply a partial update: `*_upstream` ('' = default), `*_key` (null or '' clears it)."""
-    allowed = {f"{p}_{k}" for p in PROVIDERS for k in ("upstream", "key")}
+    """Apply a partial update: `*_upstream` ('' = default), `*_fallback_upstreams` (tried in
+    order when the main one fails), `*_key` (null or '' clears it)."""
+    allowed = {f"{p}_{k}" for p in PROVIDERS for k in ("upstream", "key", "fallback_upstreams")}
     unknown = sorted(set(changes) - allowed)
     if unknown:
         raise ConfigError(unknown[0], f"is not a proxy setting; known: {', '.join(sorted(allowed))}")
@@ -100,6 +114,18 @@ def proxy_settings_save(*, project_id: uuid.UUID, changes: dict[str, Any]) -> di
             if value:
                 check_url(value, where=upstream_field)
             setattr(row, upstream_field, value.rstrip("/"))
+        fallback_field = f"{provider}_fallback_upstreams"
+        if fallback_field in changes:
+            value = changes[fallback_field] or []
+            if not isinstance(value, list) or len(value) > MAX_FALLBACKS:
+                raise ConfigError(
+                    fallback_field, f"must be a list of at most {MAX_FALLBACKS} URLs, tried in order"
+                )
+            for index, url in enumerate(value):
+                if not isinstance(url, str) or not url:
+                    raise ConfigError(f"{fallback_field}[{index}]", "must be a URL string")
+                check_url(url, where=f"{fallback_field}[{index}]")
+            setattr(row, fallback_field, [url.rstrip("/") for url in value])
         if key_field in changes:
             value = changes[key_field]
             if value not in (None, "") and (not isinstance(value, str) or len(value) > MAX_KEY_LENGTH):

@@ -26,11 +26,15 @@ _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 4.0
 
 
-class UpstreamUnavailable(Exception):
+class UpstreamError(Exception):
+    """The call got no usable answer from this upstream."""
+
+
+class UpstreamUnavailable(UpstreamError):
     """No answer from the provider: connection refused or reset, DNS failure."""
 
 
-class UpstreamTimeout(Exception):
+class UpstreamTimeout(UpstreamError):
     """The provider did not answer within the connect or read timeout."""
 
 
@@ -45,6 +49,12 @@ def base_url(provider: str) -> str:
     if provider == "openai":
         return settings.UNTRACE_OPENAI_UPSTREAM.rstrip("/")
     return settings.UNTRACE_ANTHROPIC_UPSTREAM.rstrip("/")
+
+
+def fallback_urls(provider: str) -> list[str]:
+    if provider == "openai":
+        return settings.UNTRACE_OPENAI_FALLBACK_UPSTREAMS
+    return settings.UNTRACE_ANTHROPIC_FALLBACK_UPSTREAMS
 
 
 def upstream_url(*, provider: str, path: str, query_string: bytes, base: str = "") -> str:

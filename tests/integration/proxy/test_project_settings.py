@@ -79,3 +79,41 @@ def test_api_reads_and_writes_settings_keys_write_only(api, project, settings):
     client.credentials(HTTP_X_UNTRACE_KEY=reader.secret)
     assert client.get("/v1/proxy-settings").status_code == 200
     assert client.patch("/v1/proxy-settings", {}, format="json").status_code == 403
+
+
+def test_a_dead_upstream_falls_back_in_order_and_its_circuit_opens(stack):
+    key = ApiKeyFactory()
+    proxy_settings_save(
+        project_id=key.project_id,
+        changes={"openai_upstream": "http://127.0.0.1:1", "openai_fallback_upstreams": [stack.fake]},
+    )
+    for _ in range(6):
+        response = httpx.post(
+            f"{stack.base}/v1/proxy/openai/v1/chat/completions",
+            json=CHAT,
+            headers={"X-Untrace-Key": key.secret, "Authorization": "Bearer sk-x"},
+            timeout=20,
+        )
+        assert response.status_code == 200, response.text
+    metrics = stack.metrics()
+    assert 'untrace_proxy_fallbacks_total{provider="openai"} 6.0' in metrics
+    assert 'untrace_proxy_circuit_transitions_total{transition="opened"} 1.0' in metrics
+
+
+def test_every_upstream_down_is_a_502_with_a_clear_body(stack):
+    key = ApiKeyFactory()
+    proxy_settings_save(
+        project_id=key.project_id,
+        changes={
+            "openai_upstream": "http://127.0.0.1:1",
+            "openai_fallback_upstreams": ["http://127.0.0.1:2"],
+        },
+    )
+    response = httpx.post(
+        f"{stack.base}/v1/proxy/openai/v1/chat/completions",
+        json=CHAT,
+        headers={"X-Untrace-Key": key.secret, "Authorization": "Bearer sk-x"},
+        timeout=20,
+    )
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_unavailable"
