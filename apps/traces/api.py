@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from apps.core.errors import ApiError, invalid_field
 from apps.core.fields import StrictCharField
+from apps.delivery.selectors import spans_by_destination
 from apps.traces.selectors import (
     GROUPS,
     SpanFilters,
@@ -161,7 +162,9 @@ class TraceListView(APIView):
 
 
 class AggregateParams(SpanFilterParams):
-    group_by = serializers.ChoiceField(choices=GROUPS, required=False, allow_null=True, default=None)
+    group_by = serializers.ChoiceField(
+        choices=[*GROUPS, "destination"], required=False, allow_null=True, default=None
+    )
 
 
 class TraceAggregateView(APIView):
@@ -175,9 +178,15 @@ class TraceAggregateView(APIView):
     def get(self, request: Request) -> Response:
         params = _params(AggregateParams, request)
         group_by = params.validated_data.pop("group_by")
-        result = spans_aggregate(
-            project_id=request.auth.project_id, filters=params.filters(), group_by=group_by
-        )
+        project_id = request.auth.project_id
+        if group_by == "destination":  # the spans each destination received
+            result = spans_aggregate(project_id=project_id, filters=params.filters(), group_by=None)
+            spans = spans_filtered(project_id=project_id, filters=params.filters())
+            result.update(
+                group_by="destination", groups=spans_by_destination(project_id=project_id, spans=spans)
+            )
+            return Response(result)
+        result = spans_aggregate(project_id=project_id, filters=params.filters(), group_by=group_by)
         return Response(result)
 
 

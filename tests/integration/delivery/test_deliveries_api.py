@@ -112,3 +112,32 @@ def test_test_connection_to_an_unreachable_destination(api, project):
     dead = DestinationFactory(project=project, config={"url": "http://127.0.0.1:9/hook"})
     answer = api.post(f"/v1/destinations/{dead.pk}/test").json()
     assert answer["ok"] is False and answer["status"] is None and answer["message"].startswith("unreachable")
+
+
+def test_aggregate_by_destination_counts_the_spans_each_one_received(api, hook, sink, routed, project):
+    backup = DestinationFactory(project=project, name="other")
+    routed(spans(3, prefix="g"))
+    deliver_due(hook.pk)
+    response = api.get("/v1/traces/aggregate", {"group_by": "destination"})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["group_by"] == "destination" and body["totals"]["count"] == 3
+    (group,) = body["groups"]
+    assert (group["key"], group["name"], group["count"]) == (str(hook.pk), "hook", 3)
+    assert set(group["latency_ms"]) == {"p50", "p95", "p99"}
+    filtered = api.get("/v1/traces/aggregate", {"group_by": "destination", "trace_id": "t-g1"}).json()
+    assert filtered["groups"][0]["count"] == 1
+    assert str(backup.pk) not in {g["key"] for g in body["groups"]}
+
+
+def test_the_portable_aggregation_matches_the_postgresql_one(hook, sink, routed, project):
+    from apps.delivery.selectors import _by_destination_in_python, spans_by_destination
+    from apps.traces.models import Span
+
+    routed(spans(4, prefix="p"))
+    deliver_due(hook.pk)
+    spans_qs = Span.objects.for_project(project.pk)
+    (row,) = _by_destination_in_python(project.pk, spans_qs)
+    (group,) = spans_by_destination(project_id=project.pk, spans=spans_qs)
+    assert row[0] == hook.pk and row[1] == group["count"] == 4
+    assert row[5] == group["total_tokens"]
