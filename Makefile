@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint install install-dev migrate clean
+.PHONY: run test lint install install-dev migrate clean bench-proxy
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: install-dev tests/node/node_modules/.installed
 
 migrate: install
 	$(PY) manage.py migrate
+
+# The proxy against the provider directly (local PostgreSQL and Redis); PEER=litellm adds LiteLLM's proxy.
+bench-proxy: install
+	$(VENV)/bin/python bench/bench_proxy.py $(if $(PEER),--peer $(PEER),)
 
 clean:
 	rm -rf var/broker var/prometheus var/celerybeat-schedule

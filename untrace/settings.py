@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "apps.core",
     "apps.accounts",
     "apps.keys",
@@ -135,6 +136,10 @@ ACCOUNT_EMAIL_VERIFICATION = env.str(
 )
 ACCOUNT_ADAPTER = "apps.accounts.adapter.AccountAdapter"
 ACCOUNT_LOGOUT_ON_GET = False
+# Two-factor authentication: an authenticator app (TOTP) and single-use recovery codes.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Untrace"
+MFA_ADAPTER = "apps.accounts.adapter.MFAAdapter"
 
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",

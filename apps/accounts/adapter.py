@@ -1,6 +1,8 @@
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
 
 from apps.accounts.services import user_onboard
+from apps.core import crypto
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -11,3 +13,13 @@ class AccountAdapter(DefaultAccountAdapter):
         if commit:
             user_onboard(user=user)
         return user
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    """TOTP secrets and the recovery-code seed are stored encrypted (UNTRACE_ENCRYPTION_KEYS)."""
+
+    def encrypt(self, text: str) -> str:
+        return crypto.encrypt(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return crypto.decrypt(encrypted_text)

@@ -117,3 +117,16 @@ def invitations_delete_expired() -> int:
     cutoff = timezone.now() - INVITATION_TTL
     deleted, _ = Invitation.objects.filter(expires_at__lt=cutoff, accepted_at__isnull=True).delete()
     return deleted
+
+
+def project_rename(*, project: Project, name: str) -> Project:
+    """Give the project a new display name; its id and slug stay, so links and keys keep working."""
+    name = name.strip()
+    if not name:
+        raise ValueError("A project needs a name.")
+    limit = Project._meta.get_field("name").max_length
+    if len(name) > limit:
+        raise ValueError(f"Use at most {limit} characters.")
+    project.name = name
+    project.save(update_fields=["name", "updated_at"])
+    return project

@@ -19,6 +19,7 @@ TABS = (
     ("destinations", "Destinations", "dashboard:destinations"),
     ("rules", "Rules", "dashboard:rules"),
     ("deliveries", "Deliveries", "dashboard:deliveries"),
+    ("settings", "Settings", "dashboard:settings"),
     ("setup", "Keys & setup", "dashboard:project"),
 )
 

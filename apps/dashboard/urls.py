@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.dashboard import deliveries, destinations, overview, rules, traces, views
+from apps.dashboard import deliveries, destinations, overview, rules, settings_page, traces, views
 
 app_name = "dashboard"
 
@@ -16,4 +16,5 @@ urlpatterns = [
     *destinations.urlpatterns,
     *rules.urlpatterns,
     *deliveries.urlpatterns,
+    *settings_page.urlpatterns,
 ]

@@ -1,0 +1,412 @@
+"""Project settings: signed-webhook ingest endpoints, PII defaults for every destination, and the
+project's name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from apps.accounts.models import ROLE_CAN_MANAGE_MEMBERS
+from apps.accounts.services import project_rename
+from apps.core.errors import ApiError
+from apps.dashboard.context import ProjectPage, project_page, render_project
+from apps.ingest.models import WebhookEndpoint
+from apps.ingest.webhooks import PREVIOUS_SECRET_GRACE, endpoint_create, endpoint_rotate_secret
+from apps.routing.errors import ConfigError
+from apps.routing.pii import DETECTORS, MODES
+from apps.routing.services import active_document, config_save
+
+PII_STEP = "redact_pii"
+DETECTOR_LABELS = {
+    "email": "Email addresses",
+    "phone": "Phone numbers",
+    "credit_card": "Credit card numbers (Luhn-checked)",
+    "iban": "IBANs (mod-97 checked)",
+    "us_ssn": "US social security numbers",
+    "ip_address": "IP addresses (v4 and v6)",
+    "secret": "API keys, tokens and bearer credentials",
+}
+MODE_LABELS = {
+    "mask": "Mask: replace with [REDACTED:EMAIL]",
+    "remove": "Remove: replace with nothing",
+    "hash": "Hash: replace with [EMAIL:<16 hex>], the same value always gives the same token in this project",
+}
+_EXAMPLE_URL = "https://<your untrace host>/v1/webhooks/<endpoint id>"
+GRACE_HOURS = int(PREVIOUS_SECRET_GRACE.total_seconds() // 3600)
+
+
+# --- forms -------------------------------------------------------------------------------------
+
+
+class EndpointForm(forms.Form):
+    name = forms.CharField(
+        max_length=200,
+        label="Name",
+        help_text="Who sends to it, e.g. “support bot” or “staging”.",
+        error_messages={"required": "Give the endpoint a name."},
+    )
+    enabled = forms.BooleanField(required=False, initial=True, label="Enabled")
+
+
+class PiiForm(forms.Form):
+    enabled = forms.BooleanField(
+        required=False, label="Redact personal data before sending to any destination"
+    )
+    mode = forms.ChoiceField(
+        choices=[(mode, MODE_LABELS.get(mode, mode)) for mode in MODES],
+        widget=forms.RadioSelect,
+        label="Replace what is found by",
+    )
+    detectors = forms.MultipleChoiceField(
+        choices=[(name, DETECTOR_LABELS.get(name, name)) for name in DETECTORS],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Look for",
+    )
+    gdpr = forms.BooleanField(
+        required=False,
+        label="GDPR / CCPA preset",
+        help_text="Also pseudonymises user_id and removes IP addresses, including the ip, client_ip "
+        "and similar keys of metadata and attributes, whatever the mode.",
+    )
+    base_version = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=0)
+
+
+class ProjectRenameForm(forms.Form):
+    name = forms.CharField(
+        max_length=200, label="Project name", error_messages={"required": "A project needs a name."}
+    )
+
+
+# --- PII defaults in the routing document ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PiiDefaults:
+    """The project-level `redact_pii` step of a routing document, as the form shows it."""
+
+    enabled: bool
+    mode: str = "mask"
+    detectors: tuple[str, ...] = DETECTORS
+    gdpr: bool = False
+    kept: dict[str, Any] = field(default_factory=dict)  # custom detectors and fields, left as they are
+
+    def initial(self, version: int) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "mode": self.mode,
+            "detectors": list(self.detectors),
+            "gdpr": self.gdpr,
+            "base_version": version,
+        }
+
+
+def _pii_index(steps: list[Any]) -> int | None:
+    for i, step in enumerate(steps):
+        if isinstance(step, dict) and step.get("type") == PII_STEP:
+            return i
+    return None
+
+
+def pii_defaults(document: dict[str, Any]) -> PiiDefaults:
+    steps = document.get("transformations") or []
+    index = _pii_index(steps)
+    if index is None:
+        return PiiDefaults(enabled=False)
+    step = steps[index]
+    return PiiDefaults(
+        enabled=True,
+        mode=step.get("mode", "mask"),
+        detectors=tuple(step.get("detectors", DETECTORS)),
+        gdpr=step.get("preset") == "gdpr",
+        kept={key: step[key] for key in ("custom", "fields") if key in step},
+    )
+
+
+def with_pii_defaults(
+    document: dict[str, Any], *, enabled: bool, mode: str, detectors: list[str], gdpr: bool
+) -> tuple[dict[str, Any], int | None]:
+    """The document with its project-level redaction step set (or removed), every other
+    project-level step left in place; and the index of the step."""
+    steps = list(document.get("transformations") or [])
+    index = _pii_index(steps)
+    if not enabled:
+        steps = [s for s in steps if not (isinstance(s, dict) and s.get("type") == PII_STEP)]
+        return {**document, "transformations": steps}, None
+    step = dict(steps[index]) if index is not None else {"type": PII_STEP}
+    step["mode"] = mode
+    step["detectors"] = [name for name in DETECTORS if name in detectors]
+    if gdpr:
+        step["preset"] = "gdpr"
+    else:
+        step.pop("preset", None)
+    if index is None:
+        steps.insert(0, step)  # first, so that no later step copies personal data elsewhere
+        index = 0
+    else:
+        steps[index] = step
+    return {**document, "transformations": steps}, index
+
+
+def _pii_summary(before: PiiDefaults, enabled: bool) -> str:
+    if not enabled:
+        return "Turned off PII redaction for every destination"
+    if not before.enabled:
+        return "Turned on PII redaction for every destination"
+    return "Changed the PII redaction of every destination"
+
+
+# --- page ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Revealed:
+    """A signing secret shown once, after creating an endpoint or rotating its secret."""
+
+    endpoint: WebhookEndpoint
+    secret: str
+    rotated: bool = False
+    previous_valid_until: datetime | None = None
+
+
+def _endpoint(page: ProjectPage, endpoint_id) -> WebhookEndpoint:
+    return get_object_or_404(WebhookEndpoint.objects.for_project(page.project.pk), pk=endpoint_id)
+
+
+def _ingest_url(request: HttpRequest, endpoint: WebhookEndpoint) -> str:
+    return request.build_absolute_uri(reverse("ingest-webhook", kwargs={"endpoint_id": endpoint.pk}))
+
+
+def _back(page: ProjectPage, section: str) -> HttpResponse:
+    return redirect(reverse("dashboard:settings", kwargs={"project_id": page.project.pk}) + f"#{section}")
+
+
+def _can_manage(page: ProjectPage) -> bool:
+    return page.membership.role in ROLE_CAN_MANAGE_MEMBERS
+
+
+def _render(
+    request: HttpRequest,
+    page: ProjectPage,
+    *,
+    status: int = 200,
+    endpoint_form: EndpointForm | None = None,
+    pii_form: PiiForm | None = None,
+    project_form: ProjectRenameForm | None = None,
+    revealed: Revealed | None = None,
+) -> HttpResponse:
+    now = timezone.now()
+    endpoints = list(WebhookEndpoint.objects.for_project(page.project.pk).order_by("created_at"))
+    rows = [
+        {
+            "endpoint": e,
+            "url": _ingest_url(request, e),
+            "previous_valid_until": (
+                e.previous_secret_expires_at
+                if e.previous_secret_expires_at and e.previous_secret_expires_at > now
+                else None
+            ),
+        }
+        for e in endpoints
+    ]
+    example = revealed.endpoint if revealed else (endpoints[0] if endpoints else None)
+    version, document = active_document(page.project.pk)
+    live = pii_defaults(document)
+    response = render_project(
+        request,
+        "dashboard/settings/page.html",
+        page,
+        "settings",
+        status=status,
+        endpoint_rows=rows,
+        endpoint_form=endpoint_form or EndpointForm(),
+        revealed=revealed,
+        example_url=_ingest_url(request, example) if example else _EXAMPLE_URL,
+        grace_hours=GRACE_HOURS,
+        pii_form=pii_form or PiiForm(initial=live.initial(version)),
+        pii_live=live,
+        pii_version=version,
+        pii_other_steps=[
+            s.get("type", "?") if isinstance(s, dict) else "?"
+            for s in document.get("transformations") or []
+            if not (isinstance(s, dict) and s.get("type") == PII_STEP)
+        ],
+        pii_live_detectors=[DETECTOR_LABELS.get(name, name).lower() for name in live.detectors],
+        can_manage=_can_manage(page),
+        project_form=project_form or ProjectRenameForm(initial={"name": page.project.name}),
+    )
+    if revealed:
+        response["Cache-Control"] = "no-store"  # the secret is shown once, and never from a cache
+    return response
+
+
+@login_required
+def settings_view(request: HttpRequest, project_id: str) -> HttpResponse:
+    return _render(request, project_page(request, project_id))
+
+
+# --- webhook endpoints ------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def endpoint_create_view(request: HttpRequest, project_id: str) -> HttpResponse:
+    page = project_page(request, project_id, write=True)
+    form = EndpointForm(request.POST)
+    if not form.is_valid():
+        return _render(request, page, endpoint_form=form, status=400)
+    endpoint, secret = endpoint_create(
+        project_id=page.project.pk, name=form.cleaned_data["name"], enabled=form.cleaned_data["enabled"]
+    )
+    messages.success(request, f"Webhook endpoint “{endpoint.name}” created.")
+    return _render(request, page, revealed=Revealed(endpoint, secret))
+
+
+@login_required
+@require_POST
+def endpoint_rotate_view(request: HttpRequest, project_id: str, endpoint_id: str) -> HttpResponse:
+    page = project_page(request, project_id, write=True)
+    endpoint = _endpoint(page, endpoint_id)
+    secret = endpoint_rotate_secret(endpoint=endpoint)
+    messages.success(request, f"New signing secret for “{endpoint.name}”.")
+    return _render(
+        request,
+        page,
+        revealed=Revealed(
+            endpoint, secret, rotated=True, previous_valid_until=endpoint.previous_secret_expires_at
+        ),
+    )
+
+
+@login_required
+@require_POST
+def endpoint_toggle_view(request: HttpRequest, project_id: str, endpoint_id: str) -> HttpResponse:
+    page = project_page(request, project_id, write=True)
+    endpoint = _endpoint(page, endpoint_id)
+    endpoint.enabled = request.POST.get("enabled") == "true"
+    endpoint.save(update_fields=["enabled", "updated_at"])
+    if endpoint.enabled:
+        messages.success(request, f"“{endpoint.name}” is enabled: signed requests to it are accepted.")
+    else:
+        messages.success(
+            request, f"“{endpoint.name}” is disabled: requests to it get 404 until enabled again."
+        )
+    return _back(page, "webhooks")
+
+
+@login_required
+@require_POST
+def endpoint_delete_view(request: HttpRequest, project_id: str, endpoint_id: str) -> HttpResponse:
+    page = project_page(request, project_id, write=True)
+    endpoint = _endpoint(page, endpoint_id)
+    endpoint.delete()
+    messages.success(request, f"Webhook endpoint “{endpoint.name}” deleted.")
+    return _back(page, "webhooks")
+
+
+# --- PII defaults -----------------------------------------------------------------------------------
+
+_PII_FIELDS = {"mode": "mode", "detectors": "detectors", "preset": "gdpr"}
+
+
+def _pii_error(form: PiiForm, exc: ConfigError, index: int | None) -> None:
+    """Put the error next to the field it is about (the whole form when it is elsewhere)."""
+    prefix = f"transformations[{index}]."
+    name = ""
+    if index is not None and exc.field.startswith(prefix):
+        name = exc.field.removeprefix(prefix).split("[")[0].split(".")[0]
+    if name in _PII_FIELDS:
+        form.add_error(_PII_FIELDS[name], exc.message)
+    else:
+        form.add_error(None, f"{exc.field}: {exc.message}")
+
+
+@login_required
+@require_POST
+def pii_view(request: HttpRequest, project_id: str) -> HttpResponse:
+    page = project_page(request, project_id, write=True)
+    form = PiiForm(request.POST)
+    if not form.is_valid():
+        return _render(request, page, pii_form=form, status=400)
+    version, document = active_document(page.project.pk)
+    before = pii_defaults(document)
+    data = form.cleaned_data
+    proposal, index = with_pii_defaults(
+        document, enabled=data["enabled"], mode=data["mode"], detectors=data["detectors"], gdpr=data["gdpr"]
+    )
+    if proposal == document:
+        messages.info(request, "Nothing changed.")
+        return _back(page, "pii")
+    try:
+        saved = config_save(
+            project_id=page.project.pk,
+            document=proposal,
+            actor=page.actor,
+            summary=_pii_summary(before, data["enabled"]),
+            base_version=data["base_version"],
+        )
+    except ConfigError as exc:
+        _pii_error(form, exc, index)
+        return _render(request, page, pii_form=form, status=400)
+    except ApiError as exc:
+        form.add_error(None, exc.message)
+        return _render(request, page, pii_form=form, status=exc.status_code)
+    messages.success(request, f"PII defaults saved as routing version {saved.number}.")
+    return _back(page, "pii")
+
+
+# --- project ---------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def project_rename_view(request: HttpRequest, project_id: str) -> HttpResponse:
+    page = project_page(request, project_id, write=True)
+    if not _can_manage(page):
+        raise PermissionDenied
+    form = ProjectRenameForm(request.POST)
+    if form.is_valid():
+        try:
+            project_rename(project=page.project, name=form.cleaned_data["name"])
+        except ValueError as exc:
+            form.add_error("name", str(exc))
+        else:
+            messages.success(request, f"Project renamed to “{page.project.name}”.")
+            return _back(page, "project")
+    return _render(request, page, project_form=form, status=400)
+
+
+urlpatterns = [
+    path("projects/<uuid:project_id>/settings", settings_view, name="settings"),
+    path(
+        "projects/<uuid:project_id>/settings/webhooks", endpoint_create_view, name="settings-webhook-create"
+    ),
+    path(
+        "projects/<uuid:project_id>/settings/webhooks/<uuid:endpoint_id>/rotate",
+        endpoint_rotate_view,
+        name="settings-webhook-rotate",
+    ),
+    path(
+        "projects/<uuid:project_id>/settings/webhooks/<uuid:endpoint_id>/toggle",
+        endpoint_toggle_view,
+        name="settings-webhook-toggle",
+    ),
+    path(
+        "projects/<uuid:project_id>/settings/webhooks/<uuid:endpoint_id>/delete",
+        endpoint_delete_view,
+        name="settings-webhook-delete",
+    ),
+    path("projects/<uuid:project_id>/settings/pii", pii_view, name="settings-pii"),
+    path("projects/<uuid:project_id>/settings/project", project_rename_view, name="settings-project"),
+]
