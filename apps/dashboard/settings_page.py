@@ -23,6 +23,7 @@ from apps.core.errors import ApiError
 from apps.dashboard.context import ProjectPage, project_page, render_project
 from apps.ingest.models import WebhookEndpoint
 from apps.ingest.webhooks import PREVIOUS_SECRET_GRACE, endpoint_create, endpoint_rotate_secret
+from apps.proxy.project_settings import proxy_settings_save, proxy_settings_view
 from apps.routing.errors import ConfigError
 from apps.routing.pii import DETECTORS, MODES
 from apps.routing.services import active_document, config_save
@@ -81,6 +82,37 @@ class PiiForm(forms.Form):
         "and similar keys of metadata and attributes, whatever the mode.",
     )
     base_version = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=0)
+
+
+class ProxyForm(forms.Form):
+    """The project's proxy upstreams, fallbacks and provider keys (keys write-only)."""
+
+    openai_upstream = forms.CharField(required=False, max_length=500, label="OpenAI upstream")
+    openai_fallback_upstreams = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), label="OpenAI fallbacks (one URL a line)"
+    )
+    openai_key = forms.CharField(required=False, widget=forms.PasswordInput, label="OpenAI key")
+    clear_openai_key = forms.BooleanField(required=False, label="Remove the stored OpenAI key")
+    anthropic_upstream = forms.CharField(required=False, max_length=500, label="Anthropic upstream")
+    anthropic_fallback_upstreams = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Anthropic fallbacks (one URL a line)"
+    )
+    anthropic_key = forms.CharField(required=False, widget=forms.PasswordInput, label="Anthropic key")
+    clear_anthropic_key = forms.BooleanField(required=False, label="Remove the stored Anthropic key")
+
+    def changes(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        changes: dict[str, Any] = {}
+        for provider in ("openai", "anthropic"):
+            changes[f"{provider}_upstream"] = data[f"{provider}_upstream"].strip()
+            changes[f"{provider}_fallback_upstreams"] = [
+                line.strip() for line in data[f"{provider}_fallback_upstreams"].splitlines() if line.strip()
+            ]
+            if data[f"clear_{provider}_key"]:
+                changes[f"{provider}_key"] = None
+            elif data[f"{provider}_key"]:
+                changes[f"{provider}_key"] = data[f"{provider}_key"]
+        return changes
 
 
 class ProjectRenameForm(forms.Form):
@@ -204,6 +236,7 @@ def _render(
     endpoint_form: EndpointForm | None = None,
     pii_form: PiiForm | None = None,
     project_form: ProjectRenameForm | None = None,
+    proxy_form: ProxyForm | None = None,
     revealed: Revealed | None = None,
 ) -> HttpResponse:
     now = timezone.now()
@@ -223,6 +256,7 @@ def _render(
     example = revealed.endpoint if revealed else (endpoints[0] if endpoints else None)
     version, document = active_document(page.project.pk)
     live = pii_defaults(document)
+    proxy = proxy_settings_view(page.project.pk)
     response = render_project(
         request,
         "dashboard/settings/page.html",
@@ -245,6 +279,16 @@ def _render(
         pii_live_detectors=[DETECTOR_LABELS.get(name, name).lower() for name in live.detectors],
         can_manage=_can_manage(page),
         project_form=project_form or ProjectRenameForm(initial={"name": page.project.name}),
+        proxy=proxy,
+        proxy_form=proxy_form
+        or ProxyForm(
+            initial={
+                "openai_upstream": proxy["openai_upstream"],
+                "anthropic_upstream": proxy["anthropic_upstream"],
+                "openai_fallback_upstreams": "\n".join(proxy["openai_fallback_upstreams"]),
+                "anthropic_fallback_upstreams": "\n".join(proxy["anthropic_fallback_upstreams"]),
+            }
+        ),
     )
     if revealed:
         response["Cache-Control"] = "no-store"  # the secret is shown once, and never from a cache
@@ -387,8 +431,26 @@ def project_rename_view(request: HttpRequest, project_id: str) -> HttpResponse:
     return _render(request, page, project_form=form, status=400)
 
 
+@login_required
+@require_POST
+def proxy_view(request: HttpRequest, project_id: str) -> HttpResponse:
+    page = project_page(request, project_id, write=True)
+    form = ProxyForm(request.POST)
+    if form.is_valid():
+        try:
+            proxy_settings_save(project_id=page.project.pk, changes=form.changes())
+        except ConfigError as exc:
+            field = exc.field.split("[")[0]
+            form.add_error(field if field in form.fields else None, exc.message)
+        else:
+            messages.success(request, "Proxy settings saved; the proxy uses them within seconds.")
+            return _back(page, "proxy")
+    return _render(request, page, proxy_form=form, status=400)
+
+
 urlpatterns = [
     path("projects/<uuid:project_id>/settings", settings_view, name="settings"),
+    path("projects/<uuid:project_id>/settings/proxy", proxy_view, name="settings-proxy"),
     path(
         "projects/<uuid:project_id>/settings/webhooks", endpoint_create_view, name="settings-webhook-create"
     ),

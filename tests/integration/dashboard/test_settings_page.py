@@ -366,3 +366,37 @@ def test_writes_need_post(signed_in, project):
 
     assert signed_in.get(url("settings-webhook-delete", project, endpoint.pk)).status_code == 405
     assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+def test_proxy_settings_section_saves_upstreams_fallbacks_and_write_only_keys(
+    client, owner, project, settings
+):
+    from apps.proxy.models import ProxySettings
+
+    client.force_login(owner)
+    url = f"/projects/{project.pk}/settings/proxy"
+    saved = client.post(
+        url,
+        {
+            "openai_upstream": "https://gateway.example.com/openai",
+            "openai_fallback_upstreams": "https://backup.example.com\n\nhttps://third.example.com/",
+            "openai_key": "sk-stored-key",
+            "anthropic_upstream": "",
+            "anthropic_fallback_upstreams": "",
+        },
+    )
+    assert saved.status_code == 302
+    row = ProxySettings.objects.get(project=project)
+    assert row.openai_upstream == "https://gateway.example.com/openai"
+    assert row.openai_fallback_upstreams == ["https://backup.example.com", "https://third.example.com"]
+    assert row.key("openai") == "sk-stored-key"
+    page = client.get(f"/projects/{project.pk}/settings").content.decode()
+    assert "sk-stored-key" not in page and "Stored keys: OpenAI yes" in page
+    client.post(url, {"openai_upstream": "https://gateway.example.com/openai", "clear_openai_key": "on"})
+    assert ProxySettings.objects.get(project=project).key("openai") == ""
+
+    settings.UNTRACE_ALLOW_PRIVATE_DESTINATIONS = False
+    bad = client.post(url, {"openai_upstream": "http://10.1.2.3/v1"})
+    assert bad.status_code == 400 and "private, loopback or link-local" in bad.content.decode()
+    bad = client.post(url, {"anthropic_fallback_upstreams": "ftp://nope"})
+    assert bad.status_code == 400 and "http:// or https://" in bad.content.decode()
