@@ -72,6 +72,14 @@ def test_sign_up_to_a_delivered_trace(page, live_server, settings, tmp_path, tas
         shot(page, tmp_path, "deliveries")
         assert len(sink.delivered) == 2  # the connection test and the test trace
 
+        # The explorer shows the trace and where it was delivered.
+        page.get_by_role("navigation", name="Project").get_by_role("link", name="Traces").click()
+        page.get_by_role("link", name="Test trace from the dashboard").click()
+        page.get_by_role("heading", name="Deliveries").wait_for()
+        assert page.locator(".badge.delivered").count() >= 1
+        assert "my receiver" in page.content()
+        shot(page, tmp_path, "trace-delivered")
+
         page.get_by_role("navigation", name="Project").get_by_role("link", name="Overview").click()
         page.get_by_role("heading", name="Last 24 hours").wait_for()
         assert page.locator("#onboarding").count() == 0  # the checklist is done
