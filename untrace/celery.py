@@ -61,6 +61,11 @@ app.conf.update(
             "schedule": 3600.0,
             "options": {"queue": Queue.MAINTENANCE.value, "expires": 3000},
         },
+        "delete-expired-data": {
+            "task": "workers.tasks.maintenance.delete_expired_data",
+            "schedule": 600.0,
+            "options": {"queue": Queue.MAINTENANCE.value, "expires": 590},
+        },
         "delete-expired-invitations": {
             "task": "workers.tasks.maintenance.delete_expired_invitations",
             "schedule": 3600.0,

@@ -189,6 +189,8 @@ UNTRACE_KEY_ROTATION_GRACE = timedelta(
 )
 
 # --- Ingest limits -------------------------------------------------------------
+# How long spans and delivery records are kept, unless an organization's plan says otherwise.
+UNTRACE_RETENTION_DAYS = env.int("UNTRACE_RETENTION_DAYS", default=30)
 UNTRACE_MAX_BODY_BYTES = env.int("UNTRACE_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 UNTRACE_MAX_BATCH_ITEMS = env.int("UNTRACE_MAX_BATCH_ITEMS", default=1000)
 UNTRACE_MAX_STRING_LENGTH = env.int("UNTRACE_MAX_STRING_LENGTH", default=1024 * 1024)
