@@ -22,6 +22,11 @@ tests/node/node_modules/.installed: tests/node/package.json tests/node/package-l
 	npm ci --prefix tests/node --no-audit --no-fund
 	touch $@
 
+# The TypeScript SDK's compiler and the openai npm client its tests wrap.
+sdks/typescript/node_modules/.installed: sdks/typescript/package.json sdks/typescript/package-lock.json
+	npm ci --prefix sdks/typescript --no-audit --no-fund
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -31,7 +36,7 @@ run: install
 lint: install-dev
 	$(VENV)/bin/ruff check .
 
-test: install-dev tests/node/node_modules/.installed
+test: install-dev tests/node/node_modules/.installed sdks/typescript/node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
