@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -286,11 +287,20 @@ def live_routing(project_id: uuid.UUID) -> LiveRouting:
     return LiveRouting(compiled_version(state.active_version_id), state.active_version_id, hash_key)
 
 
+_context_values: dict[tuple[uuid.UUID, uuid.UUID | None], tuple[float, dict[str, Any]]] = {}
+CONTEXT_CACHE_SECONDS = 30.0  # project and key names: a rename reaches transformations within this
+
+
 def transform_context(
     project_id: uuid.UUID, hash_key: bytes, api_key_id: uuid.UUID | None
 ) -> TransformContext:
     """What transformations may read under `context.`: the project, the key that
-    sent the spans (when one did), and the deployment's environment name."""
+    sent the spans (when one did), and the deployment's environment name. Cached
+    per process briefly: the route task asks for it on every batch."""
+    cache_key = (project_id, api_key_id)
+    cached = _context_values.get(cache_key)
+    if cached is not None and cached[0] > time.monotonic():
+        return TransformContext(hash_key=hash_key, values=cached[1])
     project = Project.objects.only("id", "name").get(pk=project_id)
     values: dict[str, Any] = {
         "project": {"id": str(project.pk), "name": project.name},
@@ -300,4 +310,7 @@ def transform_context(
         key = ApiKey.objects.filter(pk=api_key_id).only("id", "name").first()
         if key is not None:
             values["api_key"] = {"id": str(key.pk), "name": key.name}
+    if len(_context_values) > 10_000:
+        _context_values.clear()
+    _context_values[cache_key] = (time.monotonic() + CONTEXT_CACHE_SECONDS, values)
     return TransformContext(hash_key=hash_key, values=values)
