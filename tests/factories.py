@@ -5,6 +5,7 @@ from __future__ import annotations
 import factory
 
 from apps.accounts.models import Membership, Organization, Project, Role, User
+from apps.billing.usage import month_start
 from apps.keys.models import ALL_SCOPES, ApiKey
 from apps.keys.services import key_create
 
@@ -105,3 +106,31 @@ class DestinationFactory(factory.django.DjangoModelFactory):
         from apps.destinations.services import destination_create
 
         return destination_create(project_id=project.pk, **kwargs)
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    """An organization's billing row; `plan` is a plan code of the seeded plans."""
+
+    class Meta:
+        model = "billing.Subscription"
+
+    organization = factory.SubFactory(OrganizationFactory)
+    plan = "starter"
+    status = "active"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from apps.billing.models import Plan
+
+        if isinstance(kwargs.get("plan"), str):
+            kwargs["plan"] = Plan.objects.get(code=kwargs["plan"])
+        return super()._create(model_class, *args, **kwargs)
+
+
+class UsageCounterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.UsageCounter"
+
+    organization = factory.SubFactory(OrganizationFactory)
+    month = factory.LazyFunction(lambda: month_start())
+    traces = 0

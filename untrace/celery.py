@@ -66,6 +66,16 @@ app.conf.update(
             "schedule": 600.0,
             "options": {"queue": Queue.MAINTENANCE.value, "expires": 590},
         },
+        "persist-usage": {
+            "task": "workers.tasks.billing.persist_usage",
+            "schedule": settings.UNTRACE_USAGE_FLUSH_SECONDS,
+            "options": {"queue": Queue.MAINTENANCE.value, "expires": settings.UNTRACE_USAGE_FLUSH_SECONDS},
+        },
+        "reconcile-usage": {
+            "task": "workers.tasks.billing.reconcile_usage",
+            "schedule": 3600.0,
+            "options": {"queue": Queue.MAINTENANCE.value, "expires": 3000},
+        },
         "delete-expired-invitations": {
             "task": "workers.tasks.maintenance.delete_expired_invitations",
             "schedule": 3600.0,
@@ -74,7 +84,12 @@ app.conf.update(
     },
 )
 # Task modules, listed explicitly (no import magic).
-app.conf.imports = ["workers.tasks.maintenance", "workers.tasks.routing", "workers.tasks.delivery"]
+app.conf.imports = [
+    "workers.tasks.maintenance",
+    "workers.tasks.routing",
+    "workers.tasks.delivery",
+    "workers.tasks.billing",
+]
 
 
 @worker_process_shutdown.connect

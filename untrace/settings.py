@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.destinations",
     "apps.routing",
     "apps.delivery",
+    "apps.billing",
     "apps.dashboard",
 ]
 
@@ -260,6 +261,22 @@ SPECTACULAR_SETTINGS = {
         "apps.ingest.openapi.add_ingest_endpoints",
     ],
 }
+
+# --- Billing --------------------------------------------------------------------
+# Without a secret key the billing endpoints answer 501: limits come from the plan set in the admin.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+# Verifies the Stripe-Signature header of POST /billing/stripe/webhook.
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# The recurring Stripe prices of the paid plans.
+STRIPE_PRICE_GROWTH = env.str("STRIPE_PRICE_GROWTH", default="")
+STRIPE_PRICE_SCALE = env.str("STRIPE_PRICE_SCALE", default="")
+# Where the Stripe API is reached (tests point it at a local server).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+# The plan of an organization that has no billing row yet (a plan code from the admin);
+# self-hosted installs without Stripe may pick `enterprise` (no limits).
+UNTRACE_DEFAULT_PLAN = env.str("UNTRACE_DEFAULT_PLAN", default="starter")
+# How often usage counted in Redis is written to PostgreSQL and quotas are checked.
+UNTRACE_USAGE_FLUSH_SECONDS = env.float("UNTRACE_USAGE_FLUSH_SECONDS", default=60.0)
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

@@ -8,6 +8,8 @@ os.environ.setdefault("UNTRACE_SECRET_KEY", "test-secret-key-" + "x" * 50)
 os.environ.setdefault("UNTRACE_ENCRYPTION_KEYS", "dGVzdC1lbmNyeXB0aW9uLWtleS0wMDAwMDAwMDAwMDA=")
 os.environ.setdefault("UNTRACE_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("UNTRACE_ALLOW_PRIVATE_DESTINATIONS", "true")
+# No plan limits outside the billing tests, which set the starter plan themselves.
+os.environ.setdefault("UNTRACE_DEFAULT_PLAN", "enterprise")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 
 from untrace.settings import *  # noqa: F403

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("apps.ingest.urls")),
     path("", include("apps.traces.urls")),
     path("v1/routing/", include("apps.routing.urls")),
+    path("", include("apps.billing.urls")),
     path("v1/proxy-settings", ProxySettingsView.as_view(), name="proxy-settings"),
     path("v1/", include("apps.core.api_urls")),
     path("accounts/", include("allauth.urls")),

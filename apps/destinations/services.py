@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from apps.billing.services import destination_limit_check
 from apps.core.errors import ApiError
 from apps.destinations.models import Destination
 from apps.destinations.types import destination_type, split_config
@@ -37,6 +38,7 @@ def destination_create(
     try:
         with transaction.atomic():
             destination.save()
+            destination_limit_check(project_id)  # 403 plan_limit, undoing the save
     except IntegrityError as exc:
         raise _name_taken(name) from exc
     return destination

@@ -17,6 +17,8 @@ import orjson
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 
+from apps.billing.services import quota_message
+from apps.billing.usage import quota_exceeded, usage_record
 from apps.core.errors import error_body
 from apps.core.metrics import INGEST_THROTTLED, SPANS_INGESTED, SPANS_REJECTED
 from apps.delivery.backpressure import project_backlog
@@ -84,6 +86,7 @@ def _authenticate(request: IngestRequest) -> KeyPrincipal:
     except KeyAuthError as exc:
         raise IngestError(exc.status, exc.code, exc.message) from exc
     _check_backlog(principal.project_id)
+    _check_quota(principal.organization_id)
     return principal
 
 
@@ -98,6 +101,26 @@ def _check_backlog(project_id: uuid.UUID) -> None:
             f"{backlog} spans of this project are waiting to be routed or delivered "
             f"(limit {settings.UNTRACE_PROJECT_BACKLOG_LIMIT}); retry later.",
             headers={"Retry-After": str(int(settings.UNTRACE_DELIVERY_SWEEP_SECONDS) + 5)},
+        )
+
+
+def _check_quota(organization_id: uuid.UUID) -> None:
+    """429 while the organization is over the share of its plan's monthly traces at which
+    its plan pauses ingest (the starter plan past 110 %; see apps.billing.usage)."""
+    exceeded = quota_exceeded(organization_id)
+    if exceeded is not None:
+        INGEST_THROTTLED.inc()
+        raise IngestError(
+            429,
+            "quota_exceeded",
+            quota_message(exceeded),
+            {
+                "limit": "traces_per_month",
+                "plan": exceeded.plan,
+                "max": exceeded.limit,
+                "used": exceeded.used,
+                "upgrade": "POST /v1/billing/checkout",
+            },
         )
 
 
@@ -164,6 +187,7 @@ def _store(
         logger.exception("spans refused by the store")
         raise IngestError(400, "invalid_request", "the store refused the spans") from exc
     SPANS_INGESTED.labels(source).inc(result.inserted)
+    usage_record(organization_id, result.inserted)
     return result
 
 
@@ -307,6 +331,7 @@ def ingest_webhook(request: IngestRequest, endpoint_id: str) -> IngestResponse:
     except WebhookError as exc:
         raise IngestError(exc.status, exc.code, exc.message) from exc
     _check_backlog(verified.project_id)
+    _check_quota(verified.organization_id)
     try:
         result = decode_batch(body, limits=span_limits())
     except SchemaError as exc:

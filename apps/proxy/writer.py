@@ -29,6 +29,7 @@ import orjson
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
+from apps.billing.usage import usage_record
 from apps.core.metrics import PROXY_TRACES
 from apps.proxy.capture import ProxiedCall, build_span, minimal_span
 from apps.traces.pricing_overrides import price_overrides_for
@@ -189,13 +190,14 @@ class TraceWriter:
                 decoded.append(decode_span(span, limits=_LIMITS))
             except SchemaError as exc:
                 decoded.append(decode_span(minimal_span(span, str(exc)), limits=_LIMITS))
-        spans_store(
+        result = spans_store(
             project_id=uuid.UUID(project_id),
             spans=decoded,
             source="proxy",
             price_overrides=price_overrides_for(uuid.UUID(organization_id)),
             api_key_id=uuid.UUID(key_id) if key_id else None,
         )
+        usage_record(organization_id, result.inserted)
 
     def _spill(self, entries: list[Entry], *, first_time: bool) -> None:
         """Append to this process's spill file; a failed replay spills again without counting."""

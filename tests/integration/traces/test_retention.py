@@ -24,9 +24,7 @@ def _age(days: int) -> None:
     Delivery.objects.update(created_at=past)
 
 
-def test_old_spans_batches_and_finished_deliveries_go(
-    client, api_key, settings, monkeypatch
-):
+def test_old_spans_batches_and_finished_deliveries_go(client, api_key, settings, monkeypatch):
     settings.UNTRACE_RETENTION_DAYS = 7
     monkeypatch.setattr(retention, "RETENTION_BATCH", 2)  # several bounded statements
     _store(client, api_key.secret, "old", n=5)
@@ -62,3 +60,17 @@ def test_an_organization_may_keep_data_longer(client, api_key, settings, monkeyp
     assert retention.retention_days(other.organization_id) == 7
     assert retention.apply_retention()["spans"] == 0
     assert Span.objects.count() == 3
+
+
+def test_the_plan_sets_the_retention(settings):
+    from apps.billing.models import Plan
+    from tests.factories import SubscriptionFactory
+
+    settings.UNTRACE_RETENTION_DAYS = 365
+    starter = SubscriptionFactory(plan=Plan.objects.get(code="starter"))
+    scale = SubscriptionFactory(plan=Plan.objects.get(code="scale"))
+    assert retention.retention_days(starter.organization_id) == 7
+    assert retention.retention_days(scale.organization_id) == 90
+    assert (
+        retention.retention_days(ProjectFactory().organization_id) == 365
+    )  # default plan: no limit of its own

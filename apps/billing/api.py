@@ -1,0 +1,167 @@
+"""/v1/usage, /v1/billing/checkout, /v1/billing/portal and the Stripe webhook."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.models import Membership, Role
+from apps.billing.models import PlanCode
+from apps.billing.services import (
+    at_midnight,
+    month_end,
+    percent_of,
+    subscription_for,
+    usage_this_month,
+)
+from apps.billing.stripe_billing import (
+    CHECKOUT_PLANS,
+    WebhookRejected,
+    billing_disabled_error,
+    billing_enabled,
+    checkout_create,
+    portal_create,
+    webhook_event,
+    webhook_handle,
+)
+from apps.billing.usage import month_start, quota_exceeded
+from apps.core.errors import error_response, invalid_field
+
+UsageSchema = inline_serializer(
+    "Usage",
+    {
+        "plan": inline_serializer(
+            "UsagePlan",
+            {
+                "code": serializers.CharField(),
+                "name": serializers.CharField(),
+                "price_cents": serializers.IntegerField(allow_null=True),
+            },
+        ),
+        "status": serializers.CharField(),
+        "limits": inline_serializer(
+            "UsageLimits",
+            {
+                "traces_per_month": serializers.IntegerField(allow_null=True),
+                "destinations": serializers.IntegerField(allow_null=True),
+                "retention_days": serializers.IntegerField(allow_null=True),
+            },
+        ),
+        "usage": inline_serializer(
+            "UsageCounts", {"traces": serializers.IntegerField(), "destinations": serializers.IntegerField()}
+        ),
+        "percent_used": serializers.FloatField(allow_null=True),
+        "ingest_paused": serializers.BooleanField(),
+        "period": inline_serializer(
+            "UsagePeriod", {"start": serializers.DateTimeField(), "end": serializers.DateTimeField()}
+        ),
+    },
+)
+SessionSchema = inline_serializer(
+    "BillingSession", {"id": serializers.CharField(), "url": serializers.URLField()}
+)
+CheckoutSchema = inline_serializer(
+    "BillingCheckout", {"plan": serializers.ChoiceField(choices=[str(p) for p in CHECKOUT_PLANS])}
+)
+
+
+class UsageView(APIView):
+    """The organization's plan, its limits and this calendar month's (UTC) usage. A
+    trace in the limits counts spans accepted (a re-sent span id is not counted twice)."""
+
+    required_scope = "read"
+
+    @extend_schema(responses={200: UsageSchema})
+    def get(self, request: Request) -> Response:
+        from apps.destinations.models import Destination
+
+        organization_id = request.auth.organization_id
+        subscription = subscription_for(organization_id)
+        used = usage_this_month(organization_id)
+        month = month_start()
+        limit = subscription.monthly_traces
+        return Response(
+            {
+                "plan": {
+                    "code": subscription.plan.code,
+                    "name": subscription.plan.name,
+                    "price_cents": subscription.plan.price_cents,
+                },
+                "status": subscription.status,
+                "limits": {
+                    "traces_per_month": limit,
+                    "destinations": subscription.max_destinations,
+                    "retention_days": subscription.retention_days,
+                },
+                "usage": {
+                    "traces": used,
+                    "destinations": Destination.objects.filter(
+                        project__organization_id=organization_id
+                    ).count(),
+                },
+                "percent_used": percent_of(used, limit),
+                "ingest_paused": quota_exceeded(organization_id) is not None,
+                "period": {"start": at_midnight(month), "end": at_midnight(month_end(month))},
+            }
+        )
+
+
+def _owner_email(organization_id) -> str | None:
+    return (
+        Membership.objects.filter(organization_id=organization_id, role=Role.OWNER)
+        .order_by("created_at")
+        .values_list("user__email", flat=True)
+        .first()
+    )
+
+
+class CheckoutView(APIView):
+    """A Stripe Checkout Session subscribing the key's organization to a paid plan."""
+
+    required_scope = "write"
+
+    @extend_schema(request=CheckoutSchema, responses={200: SessionSchema})
+    def post(self, request: Request) -> Response:
+        if not billing_enabled():
+            raise billing_disabled_error()
+        if not isinstance(request.data, dict):
+            raise invalid_field("body", "must be a JSON object")
+        plan = request.data.get("plan")
+        if plan is None:
+            raise invalid_field("plan", "is required")
+        if plan not in CHECKOUT_PLANS:
+            choices = ", ".join(str(p) for p in CHECKOUT_PLANS)
+            hint = " (enterprise plans are arranged with sales)" if plan == PlanCode.ENTERPRISE else ""
+            raise invalid_field("plan", f"must be one of {choices}, not {plan!r}{hint}")
+        organization_id = request.auth.organization_id
+        return Response(
+            checkout_create(organization_id=organization_id, plan=plan, email=_owner_email(organization_id))
+        )
+
+
+class PortalView(APIView):
+    """A Stripe Customer Portal session: change plan, payment method, invoices, cancel."""
+
+    required_scope = "write"
+
+    @extend_schema(request=None, responses={200: SessionSchema})
+    def post(self, request: Request) -> Response:
+        return Response(portal_create(organization_id=request.auth.organization_id))
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    """Stripe's events: signature checked, each event applied once and in order."""
+    try:
+        event = webhook_event(request.body, request.headers.get("Stripe-Signature"))
+    except WebhookRejected as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    outcome = webhook_handle(event)
+    return JsonResponse({"received": True, "outcome": outcome})
