@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "apps.delivery",
     "apps.billing",
     "apps.dashboard",
+    "apps.audit",
 ]
 
 MIDDLEWARE = [

@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("apps.billing.urls")),
     path("v1/proxy-settings", ProxySettingsView.as_view(), name="proxy-settings"),
     path("v1/", include("apps.core.api_urls")),
+    path("", include("apps.audit.urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.dashboard.urls")),

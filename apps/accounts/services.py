@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import Invitation, Membership, Organization, Project, Role, User
+from apps.audit.services import audit_record
 
 INVITATION_TTL = timedelta(days=7)
 
@@ -75,6 +76,14 @@ def invitation_create(
     link = settings.UNTRACE_PUBLIC_URL.rstrip("/") + reverse(
         "accounts:invitation-accept", kwargs={"token": token}
     )
+    audit_record(
+        action="invitation.created",
+        organization_id=organization.pk,
+        actor_user_id=invited_by.pk,
+        target_type="invitation",
+        target_id=invitation.pk,
+        details={"email": email, "role": role},
+    )
     send_mail(
         subject=f"You are invited to {organization.name} on Untrace",
         message=(
@@ -110,6 +119,14 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             raise InvitationError("This invitation was already accepted.") from exc
         invitation.accepted_at = timezone.now()
         invitation.save(update_fields=["accepted_at", "updated_at"])
+        audit_record(
+            action="membership.accepted",
+            organization_id=invitation.organization_id,
+            actor_user_id=user.pk,
+            target_type="membership",
+            target_id=membership.pk,
+            details={"role": membership.role, "invitation_id": str(invitation.pk)},
+        )
     return membership
 
 

@@ -64,6 +64,7 @@ def destination_list(request: HttpRequest, project_id: str) -> HttpResponse:
                         type=chosen,
                         config=config,
                         enabled=form.cleaned_data["enabled"],
+                        actor=page.actor,
                     )
                     messages.success(request, f"Destination “{destination.name}” added.")
                     if default_destination_if_unrouted(
@@ -114,6 +115,7 @@ def destination_detail(request: HttpRequest, project_id: str, destination_id: st
                         name=form.cleaned_data["name"],
                         enabled=form.cleaned_data["enabled"],
                         config=config,
+                        actor=page.actor,
                     )
                     messages.success(request, "Saved.")
                     return redirect(
@@ -150,7 +152,7 @@ def destination_delete_view(request: HttpRequest, project_id: str, destination_i
     page = project_page(request, project_id, write=True)
     destination = _destination(page, destination_id)
     try:
-        destination_delete(destination)
+        destination_delete(destination, actor=page.actor)
     except ApiError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:destination", project_id=page.project.pk, destination_id=destination.pk)

@@ -311,7 +311,10 @@ def endpoint_create_view(request: HttpRequest, project_id: str) -> HttpResponse:
     if not form.is_valid():
         return _render(request, page, endpoint_form=form, status=400)
     endpoint, secret = endpoint_create(
-        project_id=page.project.pk, name=form.cleaned_data["name"], enabled=form.cleaned_data["enabled"]
+        project_id=page.project.pk,
+        name=form.cleaned_data["name"],
+        enabled=form.cleaned_data["enabled"],
+        actor=page.actor,
     )
     messages.success(request, f"Webhook endpoint “{endpoint.name}” created.")
     return _render(request, page, revealed=Revealed(endpoint, secret))
@@ -322,7 +325,7 @@ def endpoint_create_view(request: HttpRequest, project_id: str) -> HttpResponse:
 def endpoint_rotate_view(request: HttpRequest, project_id: str, endpoint_id: str) -> HttpResponse:
     page = project_page(request, project_id, write=True)
     endpoint = _endpoint(page, endpoint_id)
-    secret = endpoint_rotate_secret(endpoint=endpoint)
+    secret = endpoint_rotate_secret(endpoint=endpoint, actor=page.actor)
     messages.success(request, f"New signing secret for “{endpoint.name}”.")
     return _render(
         request,
@@ -438,7 +441,7 @@ def proxy_view(request: HttpRequest, project_id: str) -> HttpResponse:
     form = ProxyForm(request.POST)
     if form.is_valid():
         try:
-            proxy_settings_save(project_id=page.project.pk, changes=form.changes())
+            proxy_settings_save(project_id=page.project.pk, changes=form.changes(), actor=page.actor)
         except ConfigError as exc:
             field = exc.field.split("[")[0]
             form.add_error(field if field in form.fields else None, exc.message)

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import ROLE_CAN_MANAGE_MEMBERS, ROLE_CAN_WRITE, Organization
 from apps.accounts.selectors import membership_get, project_get_for_user, projects_for_user
 from apps.accounts.services import InvitationError, invitation_create, project_create
+from apps.audit.services import actor_from_request
 from apps.dashboard.context import TABS
 from apps.dashboard.forms import InviteForm, KeyCreateForm, ProjectCreateForm
 from apps.keys.models import ApiKey
@@ -78,7 +79,7 @@ def key_revoke_view(request: HttpRequest, project_id: str, key_id: str) -> HttpR
     if membership.role not in ROLE_CAN_WRITE:
         raise PermissionDenied
     key = get_object_or_404(ApiKey.objects.for_project(project.pk), pk=key_id)
-    key_revoke(key=key)
+    key_revoke(key=key, actor=actor_from_request(request))
     if request.htmx:
         context = _keys_context(project, membership, form=KeyCreateForm())
         return render(request, "dashboard/_keys.html", context)

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.audit.services import actor_from_request
 from apps.core.api import ProjectScopedViewSet
 from apps.core.errors import invalid_field
 from apps.core.fields import StrictCharField
@@ -95,7 +96,9 @@ class DestinationViewSet(
         params = DestinationWriteSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
-            destination = destination_create(project_id=self.project_id, **params.validated_data)
+            destination = destination_create(
+                project_id=self.project_id, actor=actor_from_request(request), **params.validated_data
+            )
         except ConfigError as exc:
             raise _config_error(exc) from exc
         return Response(DestinationSerializer(destination).data, status=status.HTTP_201_CREATED)
@@ -106,7 +109,9 @@ class DestinationViewSet(
         params = DestinationUpdateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
-            destination = destination_update(destination, **params.validated_data)
+            destination = destination_update(
+                destination, actor=actor_from_request(request), **params.validated_data
+            )
         except ConfigError as exc:
             raise _config_error(exc) from exc
         return Response(DestinationSerializer(destination).data)
@@ -136,5 +141,5 @@ class DestinationViewSet(
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, **kwargs: Any) -> Response:
-        destination_delete(self.get_object())
+        destination_delete(self.get_object(), actor=actor_from_request(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from apps.audit.services import actor_fields, audit_record
 from apps.billing.services import destination_limit_check
 from apps.core.errors import ApiError
 from apps.destinations.models import Destination
@@ -28,6 +29,7 @@ def destination_create(
     type: str,  # noqa: A002 (named as the API field)
     config: dict[str, Any],
     enabled: bool = True,
+    actor=None,
 ) -> Destination:
     dtype = destination_type(type)
     shown, secrets = split_config(dtype, config)
@@ -41,11 +43,24 @@ def destination_create(
             destination_limit_check(project_id)  # 403 plan_limit, undoing the save
     except IntegrityError as exc:
         raise _name_taken(name) from exc
+    audit_record(
+        action="destination.created",
+        organization_id=None,
+        project_id=project_id,
+        **actor_fields(actor),
+        target_type="destination",
+        target_id=destination.pk,
+        details={"name": destination.name, "type": destination.type},
+    )
     return destination
 
 
-def destination_update(destination: Destination, **changes: Any) -> Destination:
+def destination_update(destination: Destination, actor=None, **changes: Any) -> Destination:
     """Apply a partial update; `config` merges into the stored settings."""
+    changed = sorted(
+        [field for field in changes if field != "config"]
+        + [f"config.{name}" for name in changes.get("config") or {}]
+    )
     if "config" in changes:
         dtype = destination_type(destination.type)
         destination.config, destination.secrets = split_config(
@@ -60,10 +75,19 @@ def destination_update(destination: Destination, **changes: Any) -> Destination:
             destination.save()
     except IntegrityError as exc:
         raise _name_taken(changes.get("name", destination.name)) from exc
+    audit_record(
+        action="destination.updated",
+        organization_id=None,
+        project_id=destination.project_id,
+        **actor_fields(actor),
+        target_type="destination",
+        target_id=destination.pk,
+        details={"name": destination.name, "changed": changed},
+    )
     return destination
 
 
-def destination_delete(destination: Destination) -> None:
+def destination_delete(destination: Destination, actor=None) -> None:
     """Delete a destination the live routing configuration does not name (409 otherwise)."""
     from apps.routing.services import destination_users  # routing builds on destinations
 
@@ -76,4 +100,14 @@ def destination_delete(destination: Destination) -> None:
             "remove it there first.",
             details={"used_by": users},
         )
+    destination_id = destination.pk
     destination.delete()
+    audit_record(
+        action="destination.deleted",
+        organization_id=None,
+        project_id=destination.project_id,
+        **actor_fields(actor),
+        target_type="destination",
+        target_id=destination_id,
+        details={"name": destination.name, "type": destination.type},
+    )

@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.audit.services import actor_from_request
 from apps.core.api import ProjectScopedViewSet
 from apps.core.fields import StrictCharField
 from apps.ingest.models import WebhookEndpoint
@@ -57,7 +58,9 @@ class WebhookEndpointViewSet(
     def create(self, request: Request) -> Response:
         params = WebhookEndpointWriteSerializer(data=request.data)
         params.is_valid(raise_exception=True)
-        endpoint, secret = endpoint_create(project_id=self.project_id, **params.validated_data)
+        endpoint, secret = endpoint_create(
+            project_id=self.project_id, actor=actor_from_request(request), **params.validated_data
+        )
         return Response(_with_secret(endpoint, secret), status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -76,5 +79,5 @@ class WebhookEndpointViewSet(
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, **kwargs: str) -> Response:
         endpoint = self.get_object()
-        secret = endpoint_rotate_secret(endpoint=endpoint)
+        secret = endpoint_rotate_secret(endpoint=endpoint, actor=actor_from_request(request))
         return Response(_with_secret(endpoint, secret))

@@ -15,6 +15,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from apps.audit.services import actor_fields, audit_record
 from apps.core import crypto
 from apps.ingest.models import WebhookEndpoint, WebhookMessage
 
@@ -41,15 +42,26 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def endpoint_create(*, project_id: uuid.UUID, name: str, enabled: bool = True) -> tuple[WebhookEndpoint, str]:
+def endpoint_create(
+    *, project_id: uuid.UUID, name: str, enabled: bool = True, actor=None
+) -> tuple[WebhookEndpoint, str]:
     secret = new_secret()
     endpoint = WebhookEndpoint.objects.create(
         project_id=project_id, name=name, enabled=enabled, secret_encrypted=crypto.encrypt(secret)
     )
+    audit_record(
+        action="webhook_endpoint.created",
+        organization_id=None,
+        project_id=project_id,
+        **actor_fields(actor),
+        target_type="webhook_endpoint",
+        target_id=endpoint.pk,
+        details={"name": endpoint.name, "enabled": endpoint.enabled},
+    )
     return endpoint, secret
 
 
-def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
+def endpoint_rotate_secret(*, endpoint: WebhookEndpoint, actor=None) -> str:
     """A new secret; the old one keeps verifying for PREVIOUS_SECRET_GRACE."""
     secret = new_secret()
     endpoint.previous_secret_encrypted = endpoint.secret_encrypted
@@ -62,6 +74,18 @@ def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
             "previous_secret_expires_at",
             "updated_at",
         ]
+    )
+    audit_record(
+        action="webhook_endpoint.secret_rotated",
+        organization_id=None,
+        project_id=endpoint.project_id,
+        **actor_fields(actor),
+        target_type="webhook_endpoint",
+        target_id=endpoint.pk,
+        details={
+            "name": endpoint.name,
+            "previous_secret_expires_at": endpoint.previous_secret_expires_at.isoformat(),
+        },
     )
     return secret
 

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.models import Project
+from apps.audit.services import actor_from_request
 from apps.core.api import ProjectScopedViewSet
 from apps.core.errors import ApiError, invalid_field
 from apps.keys.models import ApiKey
@@ -51,6 +52,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
                 scopes=data["scopes"],
                 expires_at=data["expires_at"],
                 allowed_cidrs=data["allowed_cidrs"],
+                actor=actor_from_request(request),
             )
         except KeyParamError as exc:
             raise invalid_field(exc.field, exc.message) from exc
@@ -59,7 +61,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
     @extend_schema(request=None, responses={200: ApiKeySerializer})
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, **kwargs: str) -> Response:
-        key = key_revoke(key=self.get_object())
+        key = key_revoke(key=self.get_object(), actor=actor_from_request(request))
         return Response(ApiKeySerializer(key).data)
 
     @extend_schema(request=ApiKeyRotateSerializer, responses={201: IssuedKeySerializer})
@@ -72,6 +74,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
             issued = key_rotate(
                 key=self.get_object(),
                 grace=None if seconds is None else timedelta(seconds=seconds),
+                actor=actor_from_request(request),
             )
         except KeyParamError as exc:
             raise invalid_field(exc.field, exc.message) from exc

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Project, User
+from apps.audit.services import actor_fields, audit_record
 from apps.keys import cache
 from apps.keys.models import ALL_SCOPES, ApiKey
 
@@ -79,6 +80,7 @@ def key_create(
     allowed_cidrs: Iterable[str] = (),
     created_by: User | None = None,
     rotated_from: ApiKey | None = None,
+    actor=None,
 ) -> IssuedKey:
     if expires_at is not None and expires_at <= timezone.now():
         raise KeyParamError("expires_at", "must be in the future")
@@ -95,19 +97,40 @@ def key_create(
         created_by=created_by,
         rotated_from=rotated_from,
     )
+    if rotated_from is None:  # a rotation records its own event
+        audit_record(
+            action="key.created",
+            organization_id=project.organization_id,
+            project_id=project.pk,
+            **actor_fields(actor, user_id=created_by.pk if created_by else None),
+            target_type="api_key",
+            target_id=key.pk,
+            details={"name": key.name, "scopes": key.scopes, "lookup_id": key.lookup_id},
+        )
     return IssuedKey(key=key, secret=secret)
 
 
-def key_revoke(*, key: ApiKey) -> ApiKey:
+def key_revoke(*, key: ApiKey, actor=None) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at", "updated_at"])
+        audit_record(
+            action="key.revoked",
+            organization_id=None,
+            project_id=key.project_id,
+            **actor_fields(actor),
+            target_type="api_key",
+            target_id=key.pk,
+            details={"name": key.name, "lookup_id": key.lookup_id},
+        )
     cache.forget(key.lookup_id)
     return key
 
 
 @transaction.atomic
-def key_rotate(*, key: ApiKey, grace: timedelta | None = None, created_by: User | None = None) -> IssuedKey:
+def key_rotate(
+    *, key: ApiKey, grace: timedelta | None = None, created_by: User | None = None, actor=None
+) -> IssuedKey:
     """A new key with the same settings; the old one keeps working for `grace`."""
     grace = settings.UNTRACE_KEY_ROTATION_GRACE if grace is None else grace
     if grace < timedelta(0) or grace > MAX_ROTATION_GRACE:
@@ -132,4 +155,17 @@ def key_rotate(*, key: ApiKey, grace: timedelta | None = None, created_by: User 
         key.expires_at = old_expiry
         key.save(update_fields=["expires_at", "updated_at"])
     cache.forget(key.lookup_id)
+    audit_record(
+        action="key.rotated",
+        organization_id=None,
+        project_id=key.project_id,
+        **actor_fields(actor, user_id=created_by.pk if created_by else None),
+        target_type="api_key",
+        target_id=key.pk,
+        details={
+            "name": key.name,
+            "new_key_id": str(issued.key.pk),
+            "grace_seconds": int(grace.total_seconds()),
+        },
+    )
     return issued

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.audit.services import actor_from_request
 from apps.core.errors import invalid_field
 from apps.proxy.project_settings import proxy_settings_save, proxy_settings_view
 from apps.routing.errors import ConfigError
@@ -49,7 +50,11 @@ class ProxySettingsView(APIView):
             raise invalid_field("body", "must be a JSON object")
         try:
             return Response(
-                proxy_settings_save(project_id=request.auth.project_id, changes=dict(request.data))
+                proxy_settings_save(
+                    project_id=request.auth.project_id,
+                    changes=dict(request.data),
+                    actor=actor_from_request(request),
+                )
             )
         except ConfigError as exc:
             raise invalid_field(exc.field, exc.message) from exc

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.audit.services import actor_fields, audit_record
 from apps.core import crypto
 from apps.destinations.types import check_url
 from apps.proxy.models import ProxySettings
@@ -95,7 +96,7 @@ def proxy_settings_view(project_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
-def proxy_settings_save(*, project_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
+def proxy_settings_save(*, project_id: uuid.UUID, changes: dict[str, Any], actor=None) -> dict[str, Any]:
     """Apply a partial update: `*_upstream` ('' = default), `*_fallback_upstreams` (tried in
     order when the main one fails), `*_key` (null or '' clears it)."""
     allowed = {f"{p}_{k}" for p in PROVIDERS for k in ("upstream", "key", "fallback_upstreams")}
@@ -133,4 +134,13 @@ def proxy_settings_save(*, project_id: uuid.UUID, changes: dict[str, Any]) -> di
             setattr(row, f"{key_field}_encrypted", crypto.encrypt(value) if value else "")
     row.save()
     forget(project_id)
+    audit_record(
+        action="proxy_settings.changed",
+        organization_id=None,
+        project_id=project_id,
+        **actor_fields(actor),
+        target_type="proxy_settings",
+        target_id=row.pk,
+        details={"changed": sorted(changes)},
+    )
     return proxy_settings_view(project_id)

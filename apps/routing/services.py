@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.accounts.models import Project
+from apps.audit.services import Actor, actor_fields, audit_record
 from apps.core import crypto
 from apps.core.errors import ApiError
 from apps.destinations.models import Destination
@@ -30,14 +31,6 @@ from apps.routing.errors import ConfigError
 from apps.routing.models import ProjectRouting, RoutingConfigVersion
 
 _EMPTY = compile_config(empty_document())
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who made a change: a dashboard user or an API key."""
-
-    user_id: Any = None
-    key_id: uuid.UUID | None = None
 
 
 def _destination_ids(project_id: uuid.UUID) -> set[str]:
@@ -79,6 +72,25 @@ def config_save(
 ) -> RoutingConfigVersion:
     """Validate `document` and make it the live version. With `base_version`,
     refuse (409) if someone saved another version since the caller read it."""
+    return _save(
+        project_id=project_id,
+        document=document,
+        actor=actor,
+        summary=summary,
+        base_version=base_version,
+        action="routing.config_saved",
+    )
+
+
+def _save(
+    *,
+    project_id: uuid.UUID,
+    document: Any,
+    actor: Actor,
+    summary: str,
+    base_version: int | None,
+    action: str,
+) -> RoutingConfigVersion:
     document = normalize_document(document)
     compile_config(document, destination_ids=_destination_ids(project_id))
     with transaction.atomic():
@@ -106,6 +118,15 @@ def config_save(
         )
         state.active_version = version
         state.save(update_fields=["active_version", "updated_at"])
+        audit_record(
+            action=action,
+            organization_id=None,
+            project_id=project_id,
+            **actor_fields(actor),
+            target_type="routing_config",
+            target_id=version.pk,
+            details={"version": version.number, "summary": version.summary},
+        )
     return version
 
 
@@ -117,11 +138,13 @@ def config_rollback(*, project_id: uuid.UUID, number: int, actor: Actor) -> Rout
             status_code=404, code="not_found", message=f"No routing configuration version {number}."
         )
     try:
-        return config_save(
+        return _save(
             project_id=project_id,
             document=old.document,
             actor=actor,
             summary=f"Rolled back to version {number}",
+            base_version=None,
+            action="routing.config_rolled_back",
         )
     except ConfigError as exc:
         raise ApiError(
