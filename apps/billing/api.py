@@ -14,11 +14,7 @@ from rest_framework.views import APIView
 from apps.accounts.models import Membership, Role
 from apps.billing.models import PlanCode
 from apps.billing.services import (
-    at_midnight,
-    month_end,
-    percent_of,
-    subscription_for,
-    usage_this_month,
+    usage_summary,
 )
 from apps.billing.stripe_billing import (
     CHECKOUT_PLANS,
@@ -30,7 +26,6 @@ from apps.billing.stripe_billing import (
     webhook_event,
     webhook_handle,
 )
-from apps.billing.usage import month_start, quota_exceeded
 from apps.core.errors import error_response, invalid_field
 
 UsageSchema = inline_serializer(
@@ -79,37 +74,7 @@ class UsageView(APIView):
 
     @extend_schema(responses={200: UsageSchema})
     def get(self, request: Request) -> Response:
-        from apps.destinations.models import Destination
-
-        organization_id = request.auth.organization_id
-        subscription = subscription_for(organization_id)
-        used = usage_this_month(organization_id)
-        month = month_start()
-        limit = subscription.monthly_traces
-        return Response(
-            {
-                "plan": {
-                    "code": subscription.plan.code,
-                    "name": subscription.plan.name,
-                    "price_cents": subscription.plan.price_cents,
-                },
-                "status": subscription.status,
-                "limits": {
-                    "traces_per_month": limit,
-                    "destinations": subscription.max_destinations,
-                    "retention_days": subscription.retention_days,
-                },
-                "usage": {
-                    "traces": used,
-                    "destinations": Destination.objects.filter(
-                        project__organization_id=organization_id
-                    ).count(),
-                },
-                "percent_used": percent_of(used, limit),
-                "ingest_paused": quota_exceeded(organization_id) is not None,
-                "period": {"start": at_midnight(month), "end": at_midnight(month_end(month))},
-            }
-        )
+        return Response(usage_summary(request.auth.organization_id))
 
 
 def _owner_email(organization_id) -> str | None:

@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -290,3 +291,35 @@ def retention_days_for(organization_id: uuid.UUID) -> int | None:
     if subscription is not None:
         return subscription.retention_days
     return plan_get(settings.UNTRACE_DEFAULT_PLAN).retention_days
+
+
+def usage_summary(organization_id: uuid.UUID | str) -> dict[str, Any]:
+    """The organization's plan, limits and this calendar month's (UTC) usage, as the
+    API and the dashboard show it."""
+    from apps.billing.usage import month_start, quota_exceeded
+    from apps.destinations.models import Destination
+
+    subscription = subscription_for(organization_id)
+    used = usage_this_month(organization_id)
+    month = month_start()
+    limit = subscription.monthly_traces
+    return {
+        "plan": {
+            "code": subscription.plan.code,
+            "name": subscription.plan.name,
+            "price_cents": subscription.plan.price_cents,
+        },
+        "status": subscription.status,
+        "limits": {
+            "traces_per_month": limit,
+            "destinations": subscription.max_destinations,
+            "retention_days": subscription.retention_days,
+        },
+        "usage": {
+            "traces": used,
+            "destinations": Destination.objects.filter(project__organization_id=organization_id).count(),
+        },
+        "percent_used": percent_of(used, limit),
+        "ingest_paused": quota_exceeded(organization_id) is not None,
+        "period": {"start": at_midnight(month), "end": at_midnight(month_end(month))},
+    }

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
 
+from apps.billing.services import usage_summary
 from apps.dashboard import charts
 from apps.dashboard.charts import Series
 from apps.dashboard.context import project_page, render_project
@@ -196,6 +197,7 @@ def overview(request: HttpRequest, project_id: str) -> HttpResponse:
         page,
         "overview",
         checklist=_checklist(page.project),
+        usage=usage_summary(page.project.organization_id),
         totals=totals,
         by_model=by_model,
         destinations=destinations,

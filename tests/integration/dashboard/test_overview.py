@@ -233,3 +233,17 @@ def test_deliveries_over_time_groups_finished_rows_by_bucket_and_outcome(project
     ]
     days = deliveries_over_time(project_id=project.pk, start=this_hour - timedelta(days=3), bucket="day")
     assert sum(r["delivered"] for r in days) == 3 and len(days) in (2, 3)
+
+
+def test_the_overview_shows_the_plan_and_this_months_usage(client, owner, project):
+    from apps.billing.models import Plan
+    from tests.factories import SubscriptionFactory, UsageCounterFactory
+
+    subscription = SubscriptionFactory(
+        organization=project.organization, plan=Plan.objects.get(code="starter")
+    )
+    UsageCounterFactory(organization=subscription.organization, traces=85_000)
+    client.force_login(owner)
+    page = client.get(f"/projects/{project.pk}/overview").content.decode()
+    assert "Starter plan" in page and "85,000 of 100,000 spans" in page and "(85.0 %)" in page
+    assert "85 % of this month" in page and "kept 7 days" in page
