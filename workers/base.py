@@ -13,6 +13,7 @@ from celery import current_task
 from django.conf import settings
 
 from apps.core.metrics import TASK_LATENCY, TASKS
+from apps.core.redis_cache import redis_client
 from untrace.celery import app
 from workers.queues import Queue
 
@@ -27,7 +28,7 @@ def _redelivered_too_often(name: str) -> bool:
         return False
     try:
         key = f"untrace:task-runs:{task_id}"
-        client = _redis()
+        client = redis_client()
         runs = client.incr(key)
         client.expire(key, 86400)
     except redis.RedisError:
@@ -36,11 +37,6 @@ def _redelivered_too_often(name: str) -> bool:
         logger.error("task %s (%s) was delivered %d times; dropping the message", name, task_id, runs)
         return True
     return False
-
-
-@functools.cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
 
 
 def untrace_task(*, queue: Queue, **options: Any) -> Callable:

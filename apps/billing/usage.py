@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from datetime import UTC, date, datetime
 import orjson
 import redis
 from django.conf import settings
+
+from apps.core.redis_cache import CachedHash
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,6 @@ REFRESH_SECONDS = 3.0
 FAILURE_PAUSE_SECONDS = 5.0
 
 _paused_until = 0.0
-_cache: dict[str, Exceeded] = {}
-_cache_at = 0.0
-_cache_lock = threading.Lock()
 
 
 @functools.cache
@@ -98,8 +96,7 @@ def exceeded_publish(exceeded: dict[str, Exceeded]) -> None:
             )
             pipe.expire(EXCEEDED_KEY, int(max(600, settings.UNTRACE_USAGE_FLUSH_SECONDS * 10)))
         pipe.execute()
-    global _cache_at
-    _cache_at = 0.0  # this process sees the new set at once; the others within REFRESH_SECONDS
+    _exceeded.forget()  # this process sees the new set at once; the others within REFRESH_SECONDS
 
 
 def exceeded_clear(organization_id: uuid.UUID | str) -> None:
@@ -111,23 +108,17 @@ def exceeded_clear(organization_id: uuid.UUID | str) -> None:
     forget_cache()
 
 
+_exceeded: CachedHash[Exceeded] = CachedHash(
+    EXCEEDED_KEY, lambda raw: Exceeded(**orjson.loads(raw)), REFRESH_SECONDS, client=lambda: _redis()
+)
+
+
 def quota_exceeded(organization_id: uuid.UUID | str) -> Exceeded | None:
     """Why the organization's ingest is paused, or None (cached per process)."""
-    global _cache, _cache_at
-    now = time.monotonic()
-    if now - _cache_at > REFRESH_SECONDS:
-        with _cache_lock:
-            if now - _cache_at > REFRESH_SECONDS:
-                try:
-                    raw = _redis().hgetall(EXCEEDED_KEY)
-                    _cache = {k.decode(): Exceeded(**orjson.loads(v)) for k, v in raw.items()}
-                except (redis.RedisError, ValueError, TypeError):
-                    _cache = {}
-                _cache_at = now
-    return _cache.get(str(organization_id))
+    return _exceeded.get(str(organization_id))
 
 
 def forget_cache() -> None:
-    global _cache_at, _paused_until
-    _cache_at = 0.0
+    global _paused_until
+    _exceeded.forget()
     _paused_until = 0.0

@@ -13,7 +13,6 @@ from apps.dashboard.context import project_page, render_project
 from apps.delivery.models import Delivery, DeliveryStatus
 from apps.delivery.selectors import deliveries_filtered
 from apps.delivery.services import deliveries_replay
-from apps.delivery.wake import wake
 from apps.destinations.models import Destination
 
 
@@ -53,7 +52,7 @@ def delivery_list(request: HttpRequest, project_id: str) -> HttpResponse:
 def delivery_replay(request: HttpRequest, project_id: str, delivery_id: str) -> HttpResponse:
     page = project_page(request, project_id, write=True)
     delivery = get_object_or_404(Delivery.objects.for_project(page.project.pk), pk=delivery_id)
-    wake(deliveries_replay(Delivery.objects.filter(pk=delivery.pk)), countdown=0)
+    deliveries_replay(Delivery.objects.filter(pk=delivery.pk))
     messages.success(request, "Sent again.")
     return redirect(request.POST.get("next") or "dashboard:deliveries", project_id=page.project.pk)
 
@@ -65,8 +64,7 @@ def delivery_replay_matching(request: HttpRequest, project_id: str) -> HttpRespo
     filters = _filters(request, page.project.pk) | {"status": DeliveryStatus.DEAD}
     filters["destination_id"] = request.POST.get("destination") or filters["destination_id"]
     queryset = deliveries_filtered(project_id=page.project.pk, **filters)
-    count = queryset.count()
-    wake(deliveries_replay(queryset), countdown=0)
+    count = deliveries_replay(queryset)
     messages.success(request, f"{count} dead-lettered deliveries sent again.")
     return redirect("dashboard:deliveries", project_id=page.project.pk)
 

@@ -15,7 +15,6 @@ from apps.core.errors import invalid_field
 from apps.delivery.models import Delivery, DeliveryStatus
 from apps.delivery.selectors import deliveries_filtered
 from apps.delivery.services import deliveries_replay
-from apps.delivery.wake import wake
 
 
 class DeliverySerializer(serializers.ModelSerializer):
@@ -99,7 +98,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectS
             raise invalid_field(
                 "id", f"only dead-lettered deliveries are replayed; this one is {delivery.status}"
             )
-        wake(deliveries_replay(Delivery.objects.filter(pk=delivery.pk)), countdown=0)
+        deliveries_replay(Delivery.objects.filter(pk=delivery.pk))
         delivery.refresh_from_db()
         return Response(DeliverySerializer(delivery).data)
 
@@ -116,6 +115,4 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectS
         filters = _filters(request.data)
         filters["status"] = DeliveryStatus.DEAD
         queryset = deliveries_filtered(project_id=self.project_id, **filters)
-        count = queryset.count()
-        wake(deliveries_replay(queryset), countdown=0)
-        return Response({"replayed": count})
+        return Response({"replayed": deliveries_replay(queryset)})

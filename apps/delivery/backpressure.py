@@ -11,8 +11,6 @@ read, ingest accepts (the store is the safety net, not the cache).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 from collections import Counter
 
@@ -20,7 +18,7 @@ import redis
 from django.conf import settings
 from django.db.models import Sum
 
-from apps.delivery.breaker import _redis
+from apps.core.redis_cache import CachedHash, redis_client
 from apps.delivery.models import Delivery, DeliveryStatus
 from apps.traces.models import IngestBatch
 
@@ -29,9 +27,7 @@ logger = logging.getLogger(__name__)
 KEY = "untrace:backlogged-projects"
 REFRESH_SECONDS = 2.0
 
-_cache: dict[str, int] = {}
-_cache_at = 0.0
-_cache_lock = threading.Lock()
+_backlogs: CachedHash[int] = CachedHash(KEY, int, REFRESH_SECONDS)
 
 
 def backlog_by_project() -> Counter[str]:
@@ -57,7 +53,7 @@ def publish_backlog() -> dict[str, int]:
     limit = settings.UNTRACE_PROJECT_BACKLOG_LIMIT
     over = {project: spans for project, spans in backlog_by_project().items() if spans > limit}
     try:
-        client = _redis()
+        client = redis_client()
         with client.pipeline() as pipe:
             pipe.delete(KEY)
             if over:
@@ -71,20 +67,8 @@ def publish_backlog() -> dict[str, int]:
 
 def project_backlog(project_id: uuid.UUID | str) -> int | None:
     """The project's backlog when it is over the limit, else None (cached per process)."""
-    global _cache, _cache_at
-    now = time.monotonic()
-    if now - _cache_at > REFRESH_SECONDS:
-        with _cache_lock:
-            if now - _cache_at > REFRESH_SECONDS:
-                try:
-                    raw = _redis().hgetall(KEY)
-                    _cache = {k.decode(): int(v) for k, v in raw.items()}
-                except redis.RedisError:
-                    _cache = {}
-                _cache_at = now
-    return _cache.get(str(project_id))
+    return _backlogs.get(str(project_id))
 
 
 def forget_cache() -> None:
-    global _cache_at
-    _cache_at = 0.0
+    _backlogs.forget()

@@ -13,16 +13,13 @@ import pybreaker
 import redis
 from django.conf import settings
 
+from apps.core.redis_cache import redis_client
+
 NAMESPACE = "untrace:circuit"
 
 
 class DeliveryFailed(Exception):
     """A retryable failure, raised inside the breaker so it counts."""
-
-
-@functools.cache
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
 
 
 class _RecoveryListener(pybreaker.CircuitBreakerListener):
@@ -43,7 +40,7 @@ class _RecoveryListener(pybreaker.CircuitBreakerListener):
 @functools.cache
 def breaker_for(destination_id: uuid.UUID | str) -> pybreaker.CircuitBreaker:
     storage = pybreaker.CircuitRedisStorage(
-        pybreaker.STATE_CLOSED, _redis(), namespace=f"{NAMESPACE}:{destination_id}"
+        pybreaker.STATE_CLOSED, redis_client(), namespace=f"{NAMESPACE}:{destination_id}"
     )
     return pybreaker.CircuitBreaker(
         fail_max=settings.UNTRACE_CIRCUIT_FAILURES,
@@ -65,4 +62,3 @@ def circuit_state(destination_id: uuid.UUID | str) -> str:
 def reset_breakers() -> None:
     """Forget the process's breakers (tests; settings changes)."""
     breaker_for.cache_clear()
-    _redis.cache_clear()

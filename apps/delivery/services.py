@@ -377,9 +377,9 @@ def destinations_due(limit: int = 1000) -> list[str]:
 # --- Replay ----------------------------------------------------------------------------------------
 
 
-def deliveries_replay(queryset) -> list[str]:
-    """Send dead-lettered deliveries again, from their stored spans; returns the
-    destinations to wake. Delivered rows are not re-sent (use a filter on status)."""
+def deliveries_replay(queryset) -> int:
+    """Send the dead-lettered deliveries of `queryset` again, from their stored spans,
+    and wake their destinations; returns how many. Delivered rows are not re-sent."""
     now = timezone.now()
     rows = list(queryset.filter(status=DeliveryStatus.DEAD).values_list("pk", "destination_id"))
     Delivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(
@@ -391,21 +391,20 @@ def deliveries_replay(queryset) -> list[str]:
         expires_at=now + timedelta(seconds=settings.UNTRACE_DELIVERY_MAX_AGE_SECONDS),
         replays=F("replays") + 1,
     )
-    return sorted({str(destination_id) for _, destination_id in rows})
+    if rows:
+        from apps.delivery.wake import wake  # wake enqueues the deliver task, which calls this module
+
+        wake(sorted({str(destination_id) for _, destination_id in rows}), countdown=0)
+    return len(rows)
 
 
-def replay_after_recovery(destination_id: str) -> list[str]:
+def replay_after_recovery(destination_id: str) -> int:
     """Replay the destination's dead letters whose last failure was retryable
     (or a timeout) once its circuit closed again; permanent refusals stay."""
     retryable = Q(last_status__isnull=True) | Q(last_status__gte=500) | Q(last_status__in=RETRYABLE_4XX)
     since = timezone.now() - timedelta(seconds=settings.UNTRACE_DELIVERY_MAX_AGE_SECONDS)
     rows = Delivery.objects.filter(destination_id=destination_id, finished_at__gte=since).filter(retryable)
-    destinations = deliveries_replay(rows)
-    if destinations:
-        from apps.delivery.wake import wake
-
-        wake(destinations, countdown=0)
-    return destinations
+    return deliveries_replay(rows)
 
 
 # --- Test connection -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.conf import settings
 from kombu.exceptions import KombuError
 
 from apps.core.metrics import ENQUEUE_FAILURES
-from apps.delivery.breaker import _redis
+from apps.core.redis_cache import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ def wake(destination_ids: Iterable[str], *, countdown: float | None = None) -> i
     woken = 0
     for destination_id in destination_ids:
         try:
-            if not _redis().set(KEY.format(destination_id), 1, nx=True, px=WINDOW_MS + int(delay * 1000)):
+            if not redis_client().set(
+                KEY.format(destination_id), 1, nx=True, px=WINDOW_MS + int(delay * 1000)
+            ):
                 continue
             deliver.apply_async(args=[destination_id], countdown=delay or None, retry=False)
             woken += 1
@@ -46,4 +48,4 @@ def wake(destination_ids: Iterable[str], *, countdown: float | None = None) -> i
 def woken(destination_id: str) -> None:
     """The task started: later work needs a new wake-up."""
     with contextlib.suppress(redis.RedisError):
-        _redis().delete(KEY.format(destination_id))
+        redis_client().delete(KEY.format(destination_id))

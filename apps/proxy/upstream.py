@@ -9,15 +9,14 @@ the provider's bytes and headers.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
-import time
 from dataclasses import dataclass
 
 import aiohttp
 from django.conf import settings
 from multidict import CIMultiDict
 
+from apps.core.http import retry_after_seconds
 from apps.core.metrics import PROXY_UPSTREAM_RETRIES
 
 PROVIDERS = ("openai", "anthropic")
@@ -102,22 +101,6 @@ def attempts() -> Attempts:
         retry_statuses=frozenset(settings.UNTRACE_PROXY_RETRY_STATUSES),
         max_wait=settings.UNTRACE_PROXY_RETRY_MAX_WAIT,
     )
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After (delta seconds or an HTTP date), None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _backoff(attempt: int) -> float:

@@ -8,13 +8,13 @@ delivery pipeline's (`apps.delivery`), the same for every platform.
 
 from __future__ import annotations
 
-import email.utils
-import time
+import abc
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
 
+from apps.core.http import retry_after_seconds
 from apps.destinations.models import Destination
 
 # Answers that mean "try again later"; every other 4xx is the request's fault.
@@ -68,21 +68,7 @@ class Outcome:
         return self.status == 410
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - (now if now is not None else time.time()))
-
-
-class Connector:
+class Connector(abc.ABC):
     type: ClassVar[str]
     label: ClassVar[str]
     fields: ClassVar[tuple[Field, ...]] = ()  # `api_url` is added to every type
@@ -93,14 +79,15 @@ class Connector:
     def field_named(cls, name: str) -> Field | None:
         return next((f for f in cls.fields if f.name == name), None)
 
+    @abc.abstractmethod
     def endpoint(self, destination: Destination) -> str:
         """The base URL requests go to (the `api_url` override wins)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def build_requests(
         self, destination: Destination, spans: list[dict[str, Any]], *, message_id: str
     ) -> list[HttpRequest]:
-        raise NotImplementedError
+        """The platform's requests for these rendered spans, within its limits."""
 
     def classify(self, response: httpx.Response) -> Outcome:
         status = response.status_code
@@ -114,5 +101,5 @@ class Connector:
             status=status,
             message=f"{self.type} answered {status}",
             body=body,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import functools
 import inspect
 import time
@@ -51,7 +52,7 @@ def _parameters(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: _plain(v) for k, v in kwargs.items() if k not in _NOT_PARAMETERS and v is not None}
 
 
-class _Collector:
+class _Collector(abc.ABC):
     """What a call records: its request, its response, and for streams the chunks as they pass."""
 
     def __init__(self, span: Span, started: float) -> None:
@@ -67,14 +68,17 @@ class _Collector:
         if self.first_token is None:
             self.first_token = time.perf_counter()
 
+    @abc.abstractmethod
     def request(self, kwargs: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Record what the call was asked."""
 
+    @abc.abstractmethod
     def result(self, result: Any) -> None:
-        raise NotImplementedError
+        """Record a complete answer."""
 
+    @abc.abstractmethod
     def chunk(self, chunk: Any) -> None:
-        raise NotImplementedError
+        """Record one streamed chunk."""
 
     def finish_stream(self) -> None:
         span = self.span
