@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from apps.core.metrics import API_KEY_AUTH
 from apps.keys import cache
+from apps.keys.key_format import lookup_id_of
 from apps.keys.models import ApiKey
-from apps.keys.services import KEY_PREFIX, LOOKUP_ID_LENGTH, SECRET_LENGTH, hash_secret
+from apps.keys.services import hash_secret
 
-_KEY_LENGTH = len(KEY_PREFIX) + LOOKUP_ID_LENGTH + 1 + SECRET_LENGTH
 _last_touch: dict[uuid.UUID, float] = {}
 
 
@@ -118,9 +118,9 @@ def authenticate_key(
     """The principal of a valid key, or KeyAuthError (401 bad key, 403 not allowed)."""
     if not raw_key:
         raise _fail(401, "missing_key", "Missing API key: send X-Untrace-Key or Authorization: Bearer.")
-    if len(raw_key) != _KEY_LENGTH or not raw_key.startswith(KEY_PREFIX):
+    lookup_id = lookup_id_of(raw_key)
+    if lookup_id is None:
         raise _fail(401, "invalid_key", "Invalid API key.")
-    lookup_id = raw_key[len(KEY_PREFIX) : len(KEY_PREFIX) + LOOKUP_ID_LENGTH]
 
     principal = cache.get(lookup_id, settings.UNTRACE_KEY_CACHE_SECONDS)
     if principal is None:
@@ -154,9 +154,9 @@ def key_needs_io(raw_key: str | None) -> bool:
     """Whether checking this key may touch the database (a cache miss, or a last use due
     to be recorded). Async callers check warm keys on the event loop and go to a thread
     only when this is true: a thread hop costs more than the check itself."""
-    if not raw_key or len(raw_key) != _KEY_LENGTH or not raw_key.startswith(KEY_PREFIX):
+    lookup_id = lookup_id_of(raw_key) if raw_key else None
+    if lookup_id is None:
         return False  # refused without a lookup
-    lookup_id = raw_key[len(KEY_PREFIX) : len(KEY_PREFIX) + LOOKUP_ID_LENGTH]
     principal = cache.get(lookup_id, settings.UNTRACE_KEY_CACHE_SECONDS - _MARGIN)
     if principal is None:
         return True

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import secrets
-import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,12 +15,9 @@ from django.utils import timezone
 from apps.accounts.models import Project, User
 from apps.audit.services import actor_fields, audit_record
 from apps.keys import cache
+from apps.keys.key_format import LOOKUP_ID_LENGTH, new_key, random_base62
 from apps.keys.models import ALL_SCOPES, ApiKey
 
-KEY_PREFIX = "ut_"
-LOOKUP_ID_LENGTH = 12
-SECRET_LENGTH = 40
-_ALPHABET = string.ascii_letters + string.digits  # base62: one token, double-click selectable
 MAX_ROTATION_GRACE = timedelta(days=7)
 
 
@@ -44,10 +39,6 @@ class IssuedKey:
 def hash_secret(secret: str) -> str:
     # Keys carry ~238 bits of entropy, so a fast hash is safe (no brute force).
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _random(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
 def validate_scopes(scopes: Iterable[str]) -> list[str]:
@@ -84,8 +75,8 @@ def key_create(
 ) -> IssuedKey:
     if expires_at is not None and expires_at <= timezone.now():
         raise KeyParamError("expires_at", "must be in the future")
-    lookup_id = _random(LOOKUP_ID_LENGTH)
-    secret = f"{KEY_PREFIX}{lookup_id}_{_random(SECRET_LENGTH)}"
+    lookup_id = random_base62(LOOKUP_ID_LENGTH)
+    secret = new_key(lookup_id)
     key = ApiKey.objects.create(
         project=project,
         name=name,

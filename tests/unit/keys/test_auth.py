@@ -6,6 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.keys.auth import KeyAuthError, authenticate_key, key_from_headers
+from apps.keys.key_format import KEY_PATTERN, new_key
 from apps.keys.models import ApiKey
 from apps.keys.services import key_revoke, key_rotate
 from tests.factories import ApiKeyFactory
@@ -23,6 +24,7 @@ def test_secret_has_scannable_shape_and_only_its_hash_is_stored(api_key):
     assert api_key.secret.startswith("ut_")
     prefix, lookup_id, secret = api_key.secret.split("_")
     assert (len(lookup_id), len(secret)) == (12, 40)
+    assert KEY_PATTERN.fullmatch(api_key.secret)
     assert lookup_id == api_key.lookup_id
     stored = ApiKey.objects.get(pk=api_key.pk)
     assert api_key.secret not in str(stored.__dict__)
@@ -51,8 +53,16 @@ def test_missing_or_unknown_key_is_401(raw, code):
 
 
 def test_right_lookup_id_with_wrong_secret_is_401(api_key):
-    forged = api_key.secret[:-4] + "AAAA"
+    forged = new_key(api_key.lookup_id)  # well formed, checksum right, secret wrong
+    assert forged != api_key.secret
     assert _error(forged).code == "invalid_key"
+
+
+def test_key_with_a_bad_checksum_is_refused_without_a_query(api_key):
+    forged = api_key.secret[:-1] + ("0" if api_key.secret[-1] != "0" else "1")
+    with CaptureQueriesContext(connection) as queries:
+        assert _error(forged).code == "invalid_key"
+    assert len(queries) == 0
 
 
 def test_revoked_key_is_refused_at_once_in_this_process(api_key):
