@@ -260,6 +260,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.ingest.openapi.add_ingest_endpoints",
+        "apps.core.openapi.add_error_responses",
     ],
 }
 

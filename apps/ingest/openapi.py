@@ -72,6 +72,7 @@ def _responses(success: dict[str, Any]) -> dict[str, Any]:
         "403": {**error, "description": "Key without the ingest scope"},
         "413": {**error, "description": "Body too large or more than the item limit"},
         "415": {**error, "description": "Unsupported Content-Type or Content-Encoding"},
+        "429": {**error, "description": "Plan quota or rate limit exceeded; retry after Retry-After seconds"},
         "503": {**error, "description": "Trace store unavailable; retry after Retry-After seconds"},
     }
 

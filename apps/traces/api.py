@@ -2,17 +2,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers
-from rest_framework.pagination import CursorPagination
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.errors import ApiError, invalid_field
+from apps.core.errors import ApiError
 from apps.core.fields import StrictCharField
+from apps.core.pagination import CursorPagination
 from apps.delivery.selectors import spans_by_destination
 from apps.traces.selectors import (
     GROUPS,
@@ -84,26 +83,6 @@ def _params(serializer_class: type[serializers.Serializer], request: Request) ->
 class SpanPagination(CursorPagination):
     ordering = ("-start_time", "-id")
     page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 200
-
-    def get_page_size(self, request: Request) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
-            raise invalid_field("limit", f"must be an integer from 1 to {self.max_page_size}")
-        return int(raw)
-
-    def decode_cursor(self, request: Request):
-        """A tampered cursor is a bad parameter (400), never a 500 from its position."""
-        try:
-            cursor = super().decode_cursor(request)
-            if cursor is not None and cursor.position is not None and parse_datetime(cursor.position) is None:
-                raise ValueError(cursor.position)
-        except (exceptions.NotFound, ValueError) as exc:
-            raise invalid_field("cursor", "invalid cursor") from exc
-        return cursor
 
 
 class SpanDocumentSerializer(serializers.Serializer):
