@@ -36,6 +36,15 @@ def decrypt(token: str) -> str:
         raise DecryptionError("cannot decrypt with any key in UNTRACE_ENCRYPTION_KEYS") from exc
 
 
+def is_current(token: str) -> bool:
+    """Whether the newest key encrypted `token` (nothing to rotate)."""
+    try:
+        Fernet(settings.UNTRACE_ENCRYPTION_KEYS[0].encode()).decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 def rotate(token: str) -> str:
     """The same secret, encrypted with the newest key."""
     return _current().rotate(token.encode()).decode()

@@ -1,7 +1,8 @@
 """What the proxy reads from and strips off the headers of a proxied call.
 
-Untrace's own headers (X-Untrace-*) never reach the provider; neither do the
-hop-by-hop headers of either connection. Everything else passes unchanged.
+Untrace's own headers (X-Untrace-*, the Untrace key among them) never reach the
+provider; neither do the hop-by-hop headers of either connection nor the client's
+address (X-Forwarded-*, Forwarded, X-Real-IP, Via). Everything else passes unchanged.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "x-forwarded-for", "x-real-ip"}
+# The client's address and the proxies it came through are not the provider's business.
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "forwarded", "x-real-ip", "via"}
 _NOT_RELAYED = frozenset(name.encode() for name in HOP_BY_HOP | {"date", "server"})
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _ZERO_TRACE = "0" * 32
@@ -107,7 +109,7 @@ def upstream_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     out = []
     for name, value in raw:
         lower = name.decode("latin-1").lower()
-        if lower in _NOT_FORWARDED or lower.startswith("x-untrace-"):
+        if lower in _NOT_FORWARDED or lower.startswith(("x-untrace-", "x-forwarded-")):
             continue
         out.append((lower, value.decode("latin-1")))
     return out

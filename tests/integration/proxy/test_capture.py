@@ -59,6 +59,13 @@ def test_headers_forwarded_and_returned():
             (b"X-Untrace-Key", b"k"),
             (b"Authorization", b"Bearer sk"),
             (b"Connection", b"x"),
+            (b"X-Forwarded-For", b"203.0.113.9"),
+            (b"X-Forwarded-Host", b"app.example"),
+            (b"X-Forwarded-Proto", b"https"),
+            (b"Forwarded", b"for=203.0.113.9"),
+            (b"X-Real-IP", b"203.0.113.9"),
+            (b"Via", b"1.1 edge"),
+            (b"X-Untrace-Session-Id", b"s"),
         ]
     )
     assert sent == [("authorization", "Bearer sk")]
