@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import threading
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
 
+from apps.core.outbound import AddressNotAllowed, GuardedHTTPTransport
 from apps.destinations.connectors.base import Connector, HttpRequest, Outcome
 
 _client: httpx.Client | None = None
@@ -20,44 +18,24 @@ _lock = threading.Lock()
 
 def http_client() -> httpx.Client:
     """The process's client (made after a fork, never shared across one); it
-    keeps a connection pool per destination host."""
+    keeps a connection pool per destination host. Its transport checks each new
+    connection's addresses (`apps.core.outbound`); redirects are not followed."""
     global _client, _client_pid
     if _client is None or _client_pid != os.getpid():
         with _lock:
             if _client is None or _client_pid != os.getpid():
                 _client = httpx.Client(
+                    transport=GuardedHTTPTransport(
+                        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
+                    ),
                     timeout=httpx.Timeout(settings.UNTRACE_DELIVERY_TIMEOUT, connect=10.0),
-                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
                     follow_redirects=False,
                 )
                 _client_pid = os.getpid()
     return _client
 
 
-class PrivateAddress(Exception):
-    pass
-
-
-def _check_address(url: str) -> None:
-    """Refuse a destination whose host resolves to a private, loopback or
-    link-local address, unless UNTRACE_ALLOW_PRIVATE_DESTINATIONS."""
-    if settings.UNTRACE_ALLOW_PRIVATE_DESTINATIONS:
-        return
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return  # unresolvable: the request itself fails and is retried
-    for info in infos:
-        if not ipaddress.ip_address(info[4][0]).is_global:
-            raise PrivateAddress(f"{host} resolves to a private address")
-
-
 def send_one(connector: Connector, request: HttpRequest) -> Outcome:
-    try:
-        _check_address(request.url)
-    except PrivateAddress as exc:
-        return Outcome(ok=False, retryable=False, message=str(exc))
     try:
         response = http_client().request(
             request.method,
@@ -66,6 +44,8 @@ def send_one(connector: Connector, request: HttpRequest) -> Outcome:
             content=request.body,
             timeout=httpx.Timeout(settings.UNTRACE_DELIVERY_TIMEOUT, connect=10.0),
         )
+    except AddressNotAllowed as exc:  # a permanent refusal: retrying reaches the same address
+        return Outcome(ok=False, retryable=False, message=str(exc))
     except httpx.TimeoutException as exc:
         return Outcome(ok=False, retryable=True, message=f"timed out: {type(exc).__name__}")
     except httpx.HTTPError as exc:

@@ -10,13 +10,10 @@ installs, an egress proxy, tests).
 from __future__ import annotations
 
 import functools
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.conf import settings
-
+from apps.core import outbound
 from apps.destinations.connectors import connector_for, connector_types
 from apps.destinations.connectors.base import Field
 from apps.routing.errors import ConfigError
@@ -57,25 +54,15 @@ def destination_type(name: Any, *, where: str = "type") -> DestinationType:
 
 
 def check_url(value: str, *, where: str) -> None:
-    """http(s) only; private, loopback and link-local literal addresses are refused
-    unless UNTRACE_ALLOW_PRIVATE_DESTINATIONS (self-hosted platforms, tests)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(where, "must be an http:// or https:// URL with a host")
-    if settings.UNTRACE_ALLOW_PRIVATE_DESTINATIONS:
-        return
-    host = parts.hostname
-    if host == "localhost" or host.endswith(".localhost"):
-        raise ConfigError(where, "points at this machine (set UNTRACE_ALLOW_PRIVATE_DESTINATIONS to allow)")
+    """http(s) only; a host resolving to a private, loopback, link-local or other
+    non-public address is refused unless UNTRACE_ALLOW_PRIVATE_DESTINATIONS
+    (`apps.core.outbound`, which checks again at every new connection)."""
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if not address.is_global:
-        raise ConfigError(
-            where,
-            "is a private, loopback or link-local address (set UNTRACE_ALLOW_PRIVATE_DESTINATIONS to allow)",
-        )
+        outbound.check_url(value)
+    except outbound.InvalidURL as exc:
+        raise ConfigError(where, str(exc)) from exc
+    except outbound.AddressNotAllowed as exc:
+        raise ConfigError(where, exc.reason) from exc
 
 
 def _value(field: Field, value: Any, *, where: str) -> Any:

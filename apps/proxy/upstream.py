@@ -4,6 +4,12 @@ aiohttp rather than httpx: as the upstream client of a proxy, httpx's
 AsyncClient measured about 2.5x slower here (encode/httpx#3215). Bodies pass
 through as received (no automatic decompression), so the client gets exactly
 the provider's bytes and headers.
+
+A project's own upstreams and fallbacks go through a second pool per provider
+whose connector checks every new connection's addresses (`apps.core.outbound`:
+no loopback, private, link-local, ... address unless
+UNTRACE_ALLOW_PRIVATE_DESTINATIONS); the deployment's upstreams, which the
+operator set, keep the plain pool.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from multidict import CIMultiDict
 
 from apps.core.http import retry_after_seconds
 from apps.core.metrics import PROXY_UPSTREAM_RETRIES
+from apps.core.outbound import AddressNotAllowed, GuardedTCPConnector
 
 PROVIDERS = ("openai", "anthropic")
-_sessions: dict[str, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
+_sessions: dict[tuple[str, bool], tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
 _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 4.0
 
@@ -35,6 +42,10 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     """The provider did not answer within the connect or read timeout."""
+
+
+class UpstreamNotAllowed(UpstreamError):
+    """A project's upstream resolves to an address the proxy may not reach; nothing was sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,11 @@ def fallback_urls(provider: str) -> list[str]:
     return settings.UNTRACE_ANTHROPIC_FALLBACK_UPSTREAMS
 
 
+def deployment_bases(provider: str) -> frozenset[str]:
+    """The upstreams the operator configured (trusted: they use the unchecked pool)."""
+    return frozenset((base_url(provider), *(url.rstrip("/") for url in fallback_urls(provider))))
+
+
 def upstream_url(*, provider: str, path: str, query_string: bytes, base: str = "") -> str:
     """The provider URL of `path` (what follows /v1/proxy/{provider}/); a leading v1/ is optional.
     `base` is the project's own upstream, when it has one."""
@@ -64,13 +80,15 @@ def upstream_url(*, provider: str, path: str, query_string: bytes, base: str = "
     return f"{url}?{query_string.decode('latin-1')}" if query_string else url
 
 
-def session(provider: str) -> aiohttp.ClientSession:
-    """The provider's session on the running event loop (a new loop gets a new pool)."""
+def session(provider: str, *, guarded: bool = False) -> aiohttp.ClientSession:
+    """The provider's session on the running event loop (a new loop gets a new pool);
+    `guarded`: the pool for the project's own upstreams, whose connections are checked."""
     loop = asyncio.get_running_loop()
-    entry = _sessions.get(provider)
+    entry = _sessions.get((provider, guarded))
     if entry is not None and entry[0] is loop and not entry[1].closed:
         return entry[1]
-    connector = aiohttp.TCPConnector(
+    connector_class = GuardedTCPConnector if guarded else aiohttp.TCPConnector
+    connector = connector_class(
         limit=settings.UNTRACE_PROXY_MAX_CONNECTIONS, ttl_dns_cache=300, keepalive_timeout=30
     )
     created = aiohttp.ClientSession(
@@ -83,16 +101,16 @@ def session(provider: str) -> aiohttp.ClientSession:
         ),
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
     )
-    _sessions[provider] = (loop, created)
+    _sessions[(provider, guarded)] = (loop, created)
     return created
 
 
 async def close_sessions() -> None:
     loop = asyncio.get_running_loop()
-    for provider, (owner, open_session) in list(_sessions.items()):
+    for name, (owner, open_session) in list(_sessions.items()):
         if owner is loop:
             await open_session.close()
-            _sessions.pop(provider, None)
+            _sessions.pop(name, None)
 
 
 def attempts() -> Attempts:
@@ -115,10 +133,12 @@ async def open_response(
     headers: list[tuple[str, str]],
     body: bytes,
     policy: Attempts,
+    guarded: bool = False,
 ) -> aiohttp.ClientResponse:
     """The provider's response with its status and headers read (the body not yet), retrying
-    connect errors and retryable statuses; raises UpstreamUnavailable or UpstreamTimeout."""
-    client = session(provider)
+    connect errors and retryable statuses; raises UpstreamUnavailable, UpstreamTimeout or
+    (`guarded`, a project's own upstream) UpstreamNotAllowed."""
+    client = session(provider, guarded=guarded)
     request_headers = CIMultiDict(headers)
     attempt = 0
     while True:
@@ -126,6 +146,8 @@ async def open_response(
             response = await client.request(
                 method, url, data=body or None, headers=request_headers, allow_redirects=False
             )
+        except AddressNotAllowed as exc:
+            raise UpstreamNotAllowed(f"the upstream address is not allowed: {exc}") from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(f"{provider} did not answer in time") from exc
         except (aiohttp.ClientConnectionError, OSError) as exc:

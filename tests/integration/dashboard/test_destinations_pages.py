@@ -69,6 +69,19 @@ def test_add_a_webhook_destination_and_errors_next_to_fields(signed_in, project)
     assert SECRET not in detail and "Stored; leave empty to keep it." in detail
 
 
+def test_a_webhook_to_the_metadata_address_is_refused_next_to_its_field(signed_in, project, settings):
+    settings.UNTRACE_ALLOW_PRIVATE_DESTINATIONS = False
+    bad = signed_in.post(
+        f"/projects/{project.pk}/destinations",
+        {"type": "webhook", "name": "hook", "config_url": "http://169.254.169.254/", "enabled": "on"},
+    )
+    assert bad.status_code == 400
+    assert "resolves to 169.254.169.254, a link-local address (set UNTRACE_ALLOW_PRIVATE_DESTINATIONS" in (
+        bad.content.decode()
+    )
+    assert not Destination.objects.filter(project=project).exists()
+
+
 def test_editing_keeps_stored_credentials_unless_replaced(signed_in, project):
     destination = DestinationFactory(
         project=project, config={"url": "http://127.0.0.1:9/a", "secret": SECRET}

@@ -77,6 +77,7 @@ def proxy_env(*, fake: str, var_dir: str, **extra: str) -> dict[str, str]:
         UNTRACE_VAR_DIR=var_dir,
         UNTRACE_PROXY_RETRY_MAX_WAIT="1",
         UNTRACE_PROXY_REPLAY_INTERVAL="0.3",
+        UNTRACE_ALLOW_PRIVATE_DESTINATIONS="true",  # projects' own upstreams are fakes on loopback
     )
     env.update(extra)
     return env
