@@ -52,6 +52,28 @@ def _fresh_key_cache():
     key_cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Every test starts with full rate-limit buckets (its requests all come from one
+    address) and an empty Django cache (allauth's login and signup limits)."""
+    import redis
+    from django.core.cache import cache
+
+    from apps.core import ratelimit
+    from apps.core.redis_cache import redis_client
+
+    cache.clear()
+    ratelimit.reset_state()
+    try:
+        client = redis_client()
+        stale = list(client.scan_iter(match=f"{ratelimit.KEY_PREFIX}*", count=1000))
+        if stale:
+            client.delete(*stale)
+    except redis.RedisError:
+        pass
+    yield
+
+
 @pytest.fixture
 def project(db):
     return ProjectFactory()

@@ -48,6 +48,8 @@ def environment(base: dict[str, str], *, redis_probe_url: str = DEFAULT_REDIS_UR
         env["CELERY_BROKER_URL"] = "filesystem://"
         for folder in ("queue", "control"):
             (var / "broker" / folder).mkdir(parents=True, exist_ok=True)
+    if "REDIS_URL" not in env and "UNTRACE_CACHE_URL" not in env and not _redis_answers(redis_probe_url):
+        env["UNTRACE_CACHE_URL"] = "locmem://"  # allauth's rate limits, per process
     metrics_dir = var / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)

@@ -11,6 +11,8 @@ os.environ.setdefault("UNTRACE_ALLOW_PRIVATE_DESTINATIONS", "true")
 # No plan limits outside the billing tests, which set the starter plan themselves.
 os.environ.setdefault("UNTRACE_DEFAULT_PLAN", "enterprise")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+# allauth's rate limits in the process (cleared per test); the live stacks use Redis.
+os.environ.setdefault("UNTRACE_CACHE_URL", "locmem://")
 
 from untrace.settings import *  # noqa: F403
 

@@ -13,6 +13,13 @@ STANDARD_PLANS: dict[str, tuple[str, int | None, int | None, int | None, int | N
     "scale": ("Scale", 49_900, 100_000_000, None, 90, None),
     "enterprise": ("Enterprise", None, None, None, None, None),
 }
+# code: requests a second per API key, burst. Enterprise: none unless set in the admin.
+STANDARD_RATE_LIMITS: dict[str, tuple[int | None, int | None]] = {
+    "starter": (50, 100),
+    "growth": (500, 1_000),
+    "scale": (2_000, 4_000),
+    "enterprise": (None, None),
+}
 
 
 def plan_get(code: str) -> Plan:
@@ -20,6 +27,7 @@ def plan_get(code: str) -> Plan:
     if plan is not None:
         return plan
     name, price, traces, destinations, retention, block = STANDARD_PLANS[code]
+    rate, burst = STANDARD_RATE_LIMITS[code]
     plan, _ = Plan.objects.get_or_create(
         code=code,
         defaults={
@@ -29,6 +37,8 @@ def plan_get(code: str) -> Plan:
             "max_destinations": destinations,
             "retention_days": retention,
             "block_at_percent": block,
+            "rate_limit_per_second": rate,
+            "rate_limit_burst": burst,
         },
     )
     return plan

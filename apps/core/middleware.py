@@ -41,3 +41,31 @@ class RequestMetricsMiddleware:
         response = await self.get_response(request)
         self._record(request, response.status_code, started)
         return response
+
+
+class RateLimitHeadersMiddleware:
+    """Adds the headers a rate limit left on the request (`untrace_response_headers`:
+    X-RateLimit-*, Retry-After) to its answer, whatever view or error produced it."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    @staticmethod
+    def _add(request, response):
+        for name, value in getattr(request, "untrace_response_headers", {}).items():
+            if name not in response:
+                response[name] = value
+        return response
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self._add(request, self.get_response(request))
+
+    async def __acall__(self, request):
+        return self._add(request, await self.get_response(request))

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,9 +17,24 @@ from apps.keys.serializers import (
     ApiKeyCreateSerializer,
     ApiKeyRotateSerializer,
     ApiKeySerializer,
+    ApiKeyUpdateSerializer,
     IssuedKeySerializer,
 )
-from apps.keys.services import IssuedKey, KeyParamError, key_create, key_revoke, key_rotate
+from apps.keys.services import IssuedKey, KeyParamError, key_create, key_revoke, key_rotate, key_update
+
+ERROR = inline_serializer(
+    "ApiKeyErrorEnvelope",
+    {
+        "error": inline_serializer(
+            "ApiKeyError",
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "details": serializers.JSONField(allow_null=True),
+            },
+        )
+    },
+)
 
 
 def _issued(issued: IssuedKey) -> dict:
@@ -52,11 +67,34 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
                 scopes=data["scopes"],
                 expires_at=data["expires_at"],
                 allowed_cidrs=data["allowed_cidrs"],
+                rate_limit_per_second=data["rate_limit_per_second"],
+                rate_limit_burst=data["rate_limit_burst"],
                 actor=actor_from_request(request),
             )
         except KeyParamError as exc:
             raise invalid_field(exc.field, exc.message) from exc
         return Response(_issued(issued), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ApiKeyUpdateSerializer,
+        responses={
+            200: ApiKeySerializer,
+            400: OpenApiResponse(ERROR, description="invalid_request: details.field names the field"),
+            404: OpenApiResponse(ERROR, description="not_found: no such key in this project"),
+            429: OpenApiResponse(ERROR, description="rate_limited: the calling key's limit; see Retry-After"),
+        },
+        description="Rename a key or set its own rate limit (null: its plan's). A key's limit can be "
+        "lower than its plan's, never higher: the lower of the two applies.",
+    )
+    def partial_update(self, request: Request, **kwargs: str) -> Response:
+        key = self.get_object()
+        params = ApiKeyUpdateSerializer(data=request.data, partial=True)
+        params.is_valid(raise_exception=True)
+        try:
+            key = key_update(key=key, actor=actor_from_request(request), **params.validated_data)
+        except KeyParamError as exc:
+            raise invalid_field(exc.field, exc.message) from exc
+        return Response(ApiKeySerializer(key).data)
 
     @extend_schema(request=None, responses={200: ApiKeySerializer})
     @action(detail=True, methods=["post"])

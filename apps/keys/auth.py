@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from apps.core.client_ip import client_address
 from apps.core.metrics import API_KEY_AUTH
+from apps.core.ratelimit import Limit
 from apps.keys import cache
 from apps.keys.key_format import lookup_id_of
 from apps.keys.models import ApiKey
+from apps.keys.ratelimit import key_limit, plan_limit_annotations
 from apps.keys.services import hash_secret
 
 _last_touch: dict[uuid.UUID, float] = {}
@@ -38,6 +41,7 @@ class KeyPrincipal:
     revoked: bool
     expires_at: float | None  # epoch seconds
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    rate_limit: Limit | None = None  # None: unlimited (see apps.keys.ratelimit)
 
     @property
     def is_authenticated(self) -> bool:  # lets DRF treat the principal as request.user
@@ -61,6 +65,7 @@ _MISSING = object()
 def _load(lookup_id: str) -> KeyPrincipal | None:
     row = (
         ApiKey.objects.filter(lookup_id=lookup_id)
+        .annotate(**plan_limit_annotations())
         .values(
             "id",
             "project_id",
@@ -70,6 +75,10 @@ def _load(lookup_id: str) -> KeyPrincipal | None:
             "revoked_at",
             "expires_at",
             "allowed_cidrs",
+            "rate_limit_per_second",
+            "rate_limit_burst",
+            "plan_rate",
+            "plan_burst",
         )
         .first()
     )
@@ -84,6 +93,12 @@ def _load(lookup_id: str) -> KeyPrincipal | None:
         revoked=row["revoked_at"] is not None,
         expires_at=row["expires_at"].timestamp() if row["expires_at"] else None,
         networks=tuple(ipaddress.ip_network(c) for c in row["allowed_cidrs"]),
+        rate_limit=key_limit(
+            key_rate=row["rate_limit_per_second"],
+            key_burst=row["rate_limit_burst"],
+            plan_rate=row["plan_rate"],
+            plan_burst=row["plan_burst"],
+        ),
     )
 
 
@@ -105,11 +120,8 @@ def key_from_headers(headers: Mapping[str, str]) -> str | None:
 
 
 def client_ip(meta: dict) -> str | None:
-    if settings.UNTRACE_TRUST_X_FORWARDED_FOR:
-        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",", 1)[0].strip()
-    return meta.get("REMOTE_ADDR")
+    """The caller's address from a Django request's META (see apps.core.client_ip)."""
+    return client_address(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"))
 
 
 def authenticate_key(

@@ -31,6 +31,9 @@ class ApiKey(ProjectScopedModel):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # The key's own rate limit; empty: its organization's plan. Never above the plan's.
+    rate_limit_per_second = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit_burst = models.PositiveIntegerField(null=True, blank=True)
     rotated_from = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rotated_to"
     )

@@ -4,7 +4,14 @@ from rest_framework import serializers
 
 from apps.core.fields import StrictCharField, StrictIntegerField
 from apps.keys.models import ApiKey, Scope
-from apps.keys.services import MAX_ROTATION_GRACE
+from apps.keys.services import MAX_ROTATION_GRACE, RATE_LIMIT_MAX
+
+
+class RateLimitField(StrictIntegerField):
+    """A key's own rate or burst: an integer from 1 to RATE_LIMIT_MAX, or null (the plan's)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(min_value=1, max_value=RATE_LIMIT_MAX, allow_null=True, **kwargs)
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -27,6 +34,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "revoked_at",
             "last_used_at",
             "rotated_from",
+            "rate_limit_per_second",
+            "rate_limit_burst",
             "created_at",
         ]
         read_only_fields = fields
@@ -50,6 +59,24 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     allowed_cidrs = serializers.ListField(child=StrictCharField(max_length=64), max_length=100, default=list)
+    rate_limit_per_second = RateLimitField(
+        required=False,
+        default=None,
+        help_text="Requests a second this key may send on average; null: its plan's. Never above the plan's.",
+    )
+    rate_limit_burst = RateLimitField(
+        required=False,
+        default=None,
+        help_text="Requests this key may send at once; null: its plan's (twice the rate without one).",
+    )
+
+
+class ApiKeyUpdateSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=200, required=False)
+    rate_limit_per_second = RateLimitField(
+        required=False, help_text="Requests a second on average; null: the plan's"
+    )
+    rate_limit_burst = RateLimitField(required=False, help_text="Requests at once; null: the plan's")
 
 
 class ApiKeyRotateSerializer(serializers.Serializer):

@@ -61,6 +61,43 @@ def validate_cidrs(cidrs: Iterable[str]) -> list[str]:
     return normalised
 
 
+# The highest per-key rate (requests a second) or burst a key can be given.
+RATE_LIMIT_MAX = 100_000
+
+
+def validate_rate_limit(**values: int | None) -> None:
+    """Each of `rate_limit_per_second` and `rate_limit_burst`: empty, or 1 to RATE_LIMIT_MAX."""
+    for field, value in values.items():
+        if value is not None and (isinstance(value, bool) or not 1 <= value <= RATE_LIMIT_MAX):
+            raise KeyParamError(field, f"must be an integer from 1 to {RATE_LIMIT_MAX}, or null")
+
+
+def key_update(*, key: ApiKey, actor=None, **changes: object) -> ApiKey:
+    """Rename a key or change its rate limit (`name`, `rate_limit_per_second`,
+    `rate_limit_burst`; None clears a limit: the plan's applies). Every process sees the
+    new limit within UNTRACE_KEY_CACHE_SECONDS, this one at once."""
+    unknown = set(changes) - {"name", "rate_limit_per_second", "rate_limit_burst"}
+    if unknown:
+        raise KeyParamError(sorted(unknown)[0], "cannot be changed")
+    validate_rate_limit(**{f: v for f, v in changes.items() if f != "name"})
+    changed = {field: value for field, value in changes.items() if getattr(key, field) != value}
+    if changed:
+        for field, value in changed.items():
+            setattr(key, field, value)
+        key.save(update_fields=[*changed, "updated_at"])
+        audit_record(
+            action="key.updated",
+            organization_id=None,
+            project_id=key.project_id,
+            **actor_fields(actor),
+            target_type="api_key",
+            target_id=key.pk,
+            details={"name": key.name, "lookup_id": key.lookup_id, "changed": changed},
+        )
+    cache.forget(key.lookup_id)
+    return key
+
+
 @transaction.atomic
 def key_create(
     *,
@@ -71,10 +108,13 @@ def key_create(
     allowed_cidrs: Iterable[str] = (),
     created_by: User | None = None,
     rotated_from: ApiKey | None = None,
+    rate_limit_per_second: int | None = None,
+    rate_limit_burst: int | None = None,
     actor=None,
 ) -> IssuedKey:
     if expires_at is not None and expires_at <= timezone.now():
         raise KeyParamError("expires_at", "must be in the future")
+    validate_rate_limit(rate_limit_per_second=rate_limit_per_second, rate_limit_burst=rate_limit_burst)
     lookup_id = random_base62(LOOKUP_ID_LENGTH)
     secret = new_key(lookup_id)
     key = ApiKey.objects.create(
@@ -87,6 +127,8 @@ def key_create(
         expires_at=expires_at,
         created_by=created_by,
         rotated_from=rotated_from,
+        rate_limit_per_second=rate_limit_per_second,
+        rate_limit_burst=rate_limit_burst,
     )
     if rotated_from is None:  # a rotation records its own event
         audit_record(
@@ -140,6 +182,8 @@ def key_rotate(
         allowed_cidrs=key.allowed_cidrs,
         created_by=created_by,
         rotated_from=key,
+        rate_limit_per_second=key.rate_limit_per_second,
+        rate_limit_burst=key.rate_limit_burst,
     )
     old_expiry = timezone.now() + grace
     if key.expires_at is None or key.expires_at > old_expiry:
