@@ -13,6 +13,7 @@ class DeliveryStatus(models.TextChoices):
     DELIVERED = "delivered"
     DEAD = "dead"  # dead letter: the last attempt failed, or the platform refused it for good
     REROUTED = "rerouted"  # handed to the rule's fallback destination
+    CANCELLED = "cancelled"  # every span it carried was erased (privacy): nothing left to send
 
 
 class Delivery(ProjectScopedModel):

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from apps.destinations.models import Destination
+from apps.privacy.services import suppressed_spans_drop
 from apps.routing.context import TransformContext
 from apps.routing.router import SpanPlan, Target, plan_spans, trace_facts
 from apps.routing.services import LiveRouting, live_routing, transform_context
@@ -70,7 +71,8 @@ def route_batch_plans(batch_id: uuid.UUID | str) -> BatchRouting | None:
     live = live_routing(batch.project_id)
     context = transform_context(batch.project_id, live.hash_key, batch.api_key_id)
     config = live.config
-    stored = batch_documents(batch.pk)
+    # Spans of a user or session erased after they were accepted are deleted, never routed.
+    stored = suppressed_spans_drop(batch.project_id, batch_documents(batch.pk))
     spans = [doc for _, doc in stored]
     enabled = enabled_destinations(batch.project_id)
     if not config.uses_trace_facts or not spans:
