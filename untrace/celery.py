@@ -76,6 +76,16 @@ app.conf.update(
             "schedule": 3600.0,
             "options": {"queue": Queue.MAINTENANCE.value, "expires": 3000},
         },
+        "report-overage": {
+            "task": "workers.tasks.billing.report_overage",
+            "schedule": 3600.0,
+            "options": {"queue": Queue.MAINTENANCE.value, "expires": 3000},
+        },
+        "evaluate-budgets": {
+            "task": "workers.tasks.budgets.evaluate_budgets",
+            "schedule": settings.UNTRACE_BUDGET_CHECK_SECONDS,
+            "options": {"queue": Queue.MAINTENANCE.value, "expires": settings.UNTRACE_BUDGET_CHECK_SECONDS},
+        },
         "delete-expired-invitations": {
             "task": "workers.tasks.maintenance.delete_expired_invitations",
             "schedule": 3600.0,
@@ -89,6 +99,8 @@ app.conf.imports = [
     "workers.tasks.routing",
     "workers.tasks.delivery",
     "workers.tasks.billing",
+    "workers.tasks.privacy",
+    "workers.tasks.budgets",
 ]
 
 

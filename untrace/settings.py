@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -59,13 +61,17 @@ INSTALLED_APPS = [
     "apps.routing",
     "apps.delivery",
     "apps.billing",
+    "apps.budgets",
     "apps.dashboard",
     "apps.audit",
+    "apps.privacy",
 ]
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestMetricsMiddleware",
+    "apps.core.middleware.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -91,6 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.dashboard.context_processors.organization_switcher",
             ],
         },
     },
@@ -108,11 +115,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
-CACHES = {
-    # Process-local: the API-key cache and allauth's rate limits need no network
-    # round trip; shared state lives in PostgreSQL and Redis explicitly.
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-}
+# Django's cache holds allauth's rate limits (login, signup, password reset) and used TOTP
+# codes, so it must be shared by every web process: Redis (UNTRACE_CACHE_URL, default
+# REDIS_URL). "locmem://" keeps it in the process (tests; `make run` without Redis).
+UNTRACE_CACHE_URL = env.str("UNTRACE_CACHE_URL", default=REDIS_URL)
+if UNTRACE_CACHE_URL.startswith("locmem://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": UNTRACE_CACHE_URL,
+            "KEY_PREFIX": "untrace-cache",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+        }
+    }
 
 # --- Auth ---------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -138,6 +155,19 @@ ACCOUNT_EMAIL_VERIFICATION = env.str(
 )
 ACCOUNT_ADAPTER = "apps.accounts.adapter.AccountAdapter"
 ACCOUNT_LOGOUT_ON_GET = False
+# Per client IP ("ip") or per email address ("key"), kept in the shared cache above.
+# A refused login, signup or reset form answers 429; failed logins past their limit are
+# refused with "Too many failed login attempts" until the window passes.
+ACCOUNT_RATE_LIMITS = {
+    "login": "10/m/ip",
+    "login_failed": "5/m/ip,5/5m/key",
+    "signup": "10/m/ip",
+    "reset_password": "5/m/ip,3/m/key",
+    "reset_password_from_key": "10/m/ip",
+    "change_password": "5/m/user",
+    "reauthenticate": "10/m/user",
+    "manage_email": "10/m/user",
+}
 # Two-factor authentication: an authenticator app (TOTP) and single-use recovery codes.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Untrace"
@@ -166,6 +196,24 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SESSION_COOKIE_SECURE = env.bool("UNTRACE_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp) on every page: scripts only from our static files
+# (no inline scripts or handlers: static/js/app.js wires confirmations and copy buttons),
+# inline styles allowed (htmx's indicator style, chart bars), no framing, and forms may
+# only post here or, through our redirects, to Stripe Checkout and the Customer Portal.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", "https://checkout.stripe.com", "https://billing.stripe.com"],
+    }
+}
 X_FRAME_OPTIONS = "DENY"
 
 # Fernet keys for credentials at rest, newest first; rotate by prepending.
@@ -179,9 +227,47 @@ UNTRACE_ENCRYPTION_KEYS = _encryption_keys
 UNTRACE_ALLOW_PRIVATE_DESTINATIONS = env.bool("UNTRACE_ALLOW_PRIVATE_DESTINATIONS", default=False)
 # The deployment's name, offered to routing transformations as `context.environment`.
 UNTRACE_ENVIRONMENT = env.str("UNTRACE_ENVIRONMENT", default="production")
-# Behind a load balancer that sets X-Forwarded-For, the API-key IP allowlist
-# reads the client address from it; otherwise from the socket.
+# Trust X-Forwarded-For's first hop from any peer (a load balancer that overwrites the
+# header); prefer UNTRACE_TRUSTED_PROXIES. Used by every client-address rule (apps.core.client_ip).
 UNTRACE_TRUST_X_FORWARDED_FOR = env.bool("UNTRACE_TRUST_X_FORWARDED_FOR", default=False)
+# Reverse proxies (addresses or networks, comma separated) whose X-Forwarded-For is believed:
+# the client is the right-most address in it that is not one of them. Other peers are the client.
+UNTRACE_TRUSTED_PROXIES = env.list("UNTRACE_TRUSTED_PROXIES", default=[])
+
+# --- Rate limits ----------------------------------------------------------------
+# Per API key on ingest, the proxy and the API: the plan's limit (apps.billing.plans), or the
+# key's own when lower. Off: no per-key limit (per-IP limits below stay).
+UNTRACE_RATE_LIMITS_ENABLED = env.bool("UNTRACE_RATE_LIMITS_ENABLED", default=True)
+# Per client IP, as COUNT/PERIOD (s, m or h): a bucket of COUNT refilled over PERIOD; "off": none.
+UNTRACE_RATE_LIMIT_WEBHOOK_PER_IP = env.str("UNTRACE_RATE_LIMIT_WEBHOOK_PER_IP", default="200/s")
+UNTRACE_RATE_LIMIT_STRIPE_WEBHOOK_PER_IP = env.str(
+    "UNTRACE_RATE_LIMIT_STRIPE_WEBHOOK_PER_IP", default="100/m"
+)
+UNTRACE_RATE_LIMIT_INVITATION_PER_IP = env.str("UNTRACE_RATE_LIMIT_INVITATION_PER_IP", default="10/m")
+# Requests refused for a bad API key (invalid, revoked, expired) per IP before 429 replaces 401.
+UNTRACE_RATE_LIMIT_AUTH_FAILURES_PER_IP = env.str("UNTRACE_RATE_LIMIT_AUTH_FAILURES_PER_IP", default="30/m")
+for _name in (
+    "UNTRACE_RATE_LIMIT_WEBHOOK_PER_IP",
+    "UNTRACE_RATE_LIMIT_STRIPE_WEBHOOK_PER_IP",
+    "UNTRACE_RATE_LIMIT_INVITATION_PER_IP",
+    "UNTRACE_RATE_LIMIT_AUTH_FAILURES_PER_IP",
+):
+    if not re.fullmatch(r"\s*(off|none|[1-9][0-9]*/[smh])?\s*", globals()[_name], re.IGNORECASE):
+        raise ImproperlyConfigured(
+            f"{_name} must be COUNT/s, COUNT/m, COUNT/h or off, not {globals()[_name]!r}."
+        )
+
+# --- Privacy ------------------------------------------------------------------
+# Key of the HMAC-SHA256 that stands for erased user and session ids in the suppression
+# list; keep it stable (a new key forgets earlier suppressions). Default: derived from
+# UNTRACE_SECRET_KEY.
+UNTRACE_PRIVACY_HASH_KEY = (
+    env.str("UNTRACE_PRIVACY_HASH_KEY", default="")
+    or hashlib.sha256(f"untrace-privacy:{SECRET_KEY}".encode()).hexdigest()
+)
+# How long a process reuses a project's suppression list at ingest (erasing clears it
+# at once in the erasing process; the route task always reads it fresh).
+UNTRACE_SUPPRESSION_CACHE_SECONDS = env.float("UNTRACE_SUPPRESSION_CACHE_SECONDS", default=5.0)
 
 # --- API keys -----------------------------------------------------------------
 UNTRACE_KEY_CACHE_SECONDS = env.float("UNTRACE_KEY_CACHE_SECONDS", default=10.0)
@@ -260,6 +346,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.ingest.openapi.add_ingest_endpoints",
+        "apps.core.openapi.add_plain_routes",
         "apps.core.openapi.add_error_responses",
     ],
 }
@@ -272,6 +359,12 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # The recurring Stripe prices of the paid plans.
 STRIPE_PRICE_GROWTH = env.str("STRIPE_PRICE_GROWTH", default="")
 STRIPE_PRICE_SCALE = env.str("STRIPE_PRICE_SCALE", default="")
+# Traces above a paid plan's included volume: metered prices attached to the Stripe Billing
+# Meter named by STRIPE_METER_EVENT_NAME (aggregation "sum"), added to Checkout next to the
+# flat price; empty: overage is counted but not billed.
+STRIPE_PRICE_GROWTH_OVERAGE = env.str("STRIPE_PRICE_GROWTH_OVERAGE", default="")
+STRIPE_PRICE_SCALE_OVERAGE = env.str("STRIPE_PRICE_SCALE_OVERAGE", default="")
+STRIPE_METER_EVENT_NAME = env.str("STRIPE_METER_EVENT_NAME", default="untrace_traces")
 # Where the Stripe API is reached (tests point it at a local server).
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 # The plan of an organization that has no billing row yet (a plan code from the admin);
@@ -279,6 +372,10 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 UNTRACE_DEFAULT_PLAN = env.str("UNTRACE_DEFAULT_PLAN", default="starter")
 # How often usage counted in Redis is written to PostgreSQL and quotas are checked.
 UNTRACE_USAGE_FLUSH_SECONDS = env.float("UNTRACE_USAGE_FLUSH_SECONDS", default=60.0)
+# How often budgets are reconciled from the span table, alerts sent and hard stops published.
+UNTRACE_BUDGET_CHECK_SECONDS = env.float("UNTRACE_BUDGET_CHECK_SECONDS", default=60.0)
+# Seconds a budget alert webhook may take.
+UNTRACE_BUDGET_WEBHOOK_TIMEOUT = env.float("UNTRACE_BUDGET_WEBHOOK_TIMEOUT", default=5.0)
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
@@ -337,7 +434,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"scrub_secrets": {"()": "apps.core.scrubbing.SecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub_secrets"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -349,6 +449,9 @@ if SENTRY_DSN:
     import sentry_sdk
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+
+    from apps.core.scrubbing import SENTRY_DENYLIST, sentry_before_send
 
     sentry_sdk.init(
         dsn=SENTRY_DSN,
@@ -356,6 +459,8 @@ if SENTRY_DSN:
         environment=env.str("SENTRY_ENVIRONMENT", default="production"),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
         send_default_pii=False,
+        event_scrubber=EventScrubber(denylist=DEFAULT_DENYLIST + SENTRY_DENYLIST, recursive=True),
+        before_send=sentry_before_send,
     )
 
 # --- Static and i18n ------------------------------------------------------------

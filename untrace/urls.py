@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.core import views as core_views
 from apps.proxy.api import ProxySettingsView
@@ -9,7 +9,8 @@ handler404 = "apps.core.errors.json_not_found"
 handler500 = "apps.core.errors.json_server_error"
 
 schema_view = SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[])
-docs_view = SpectacularSwaggerView.as_view(
+# The split view serves its start-up script as a file: no inline script under the CSP.
+docs_view = SpectacularSwaggerSplitView.as_view(
     url_name="schema", authentication_classes=[], permission_classes=[]
 )
 
@@ -26,6 +27,7 @@ urlpatterns = [
     path("v1/proxy-settings", ProxySettingsView.as_view(), name="proxy-settings"),
     path("v1/", include("apps.core.api_urls")),
     path("", include("apps.audit.urls")),
+    path("", include("apps.privacy.urls")),
     path("accounts/", include("allauth.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.dashboard.urls")),

@@ -51,6 +51,7 @@ class Role(models.TextChoices):
 
 # What each role may do inside its organization's projects.
 ROLE_CAN_MANAGE_MEMBERS = {Role.OWNER, Role.ADMIN}
+ROLE_CAN_MANAGE_KEYS = {Role.OWNER, Role.ADMIN}  # a key is a credential: members use them
 ROLE_CAN_WRITE = {Role.OWNER, Role.ADMIN, Role.MEMBER}
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import Invitation, Membership, Organization, Project, Role, User
-from apps.audit.services import audit_record
+from apps.audit.services import actor_fields, audit_record
 
 INVITATION_TTL = timedelta(days=7)
 
@@ -38,6 +38,34 @@ def organization_create(*, name: str, owner: User) -> Organization:
     organization = Organization.objects.create(name=name, slug=slug)
     Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
     return organization
+
+
+def _clean_name(name: str, model, what: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ValueError(f"{what} needs a name.")
+    limit = model._meta.get_field("name").max_length
+    if len(name) > limit:
+        raise ValueError(f"Use at most {limit} characters.")
+    return name
+
+
+@transaction.atomic
+def organization_start(*, name: str, owner: User, project_name: str = "Default", actor=None) -> Project:
+    """A further organization of `owner` (its owner) with a first project, so it can be used
+    at once; returns the project. Raises ValueError for an empty or too long name."""
+    name = _clean_name(name, Organization, "An organization")
+    organization = organization_create(name=name, owner=owner)
+    project = project_create(organization=organization, name=project_name)
+    audit_record(
+        action="organization.created",
+        organization_id=organization.pk,
+        **actor_fields(actor, user_id=owner.pk),
+        target_type="organization",
+        target_id=organization.pk,
+        details={"name": organization.name, "first_project": project.name},
+    )
+    return project
 
 
 def project_create(*, organization: Organization, name: str) -> Project:
@@ -136,14 +164,107 @@ def invitations_delete_expired() -> int:
     return deleted
 
 
-def project_rename(*, project: Project, name: str) -> Project:
+def project_rename(*, project: Project, name: str, actor=None) -> Project:
     """Give the project a new display name; its id and slug stay, so links and keys keep working."""
-    name = name.strip()
-    if not name:
-        raise ValueError("A project needs a name.")
-    limit = Project._meta.get_field("name").max_length
-    if len(name) > limit:
-        raise ValueError(f"Use at most {limit} characters.")
+    name = _clean_name(name, Project, "A project")
+    before = project.name
     project.name = name
     project.save(update_fields=["name", "updated_at"])
+    if before != name:
+        audit_record(
+            action="project.renamed",
+            organization_id=project.organization_id,
+            project_id=project.pk,
+            **actor_fields(actor),
+            target_type="project",
+            target_id=project.pk,
+            details={"before": {"name": before}, "after": {"name": name}},
+        )
     return project
+
+
+# --- members --------------------------------------------------------------------------------
+
+
+class MembershipError(Exception):
+    """A change of members that the rules refuse; the message says which rule."""
+
+
+def _check_manager(by: Membership, target_role: str, new_role: str | None = None) -> None:
+    if by.role not in (Role.OWNER, Role.ADMIN):
+        raise MembershipError("Only owners and admins manage members.")
+    if by.role != Role.OWNER and Role.OWNER in (target_role, new_role):
+        raise MembershipError("Only an owner changes or removes owners, or makes someone an owner.")
+
+
+def _last_owner(membership: Membership) -> bool:
+    return (
+        membership.role == Role.OWNER
+        and not Membership.objects.filter(organization_id=membership.organization_id, role=Role.OWNER)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: str, by: Membership) -> Membership:
+    if role not in Role.values:
+        raise MembershipError(f"Role must be one of {', '.join(Role.values)}; got {role!r}.")
+    # Lock the organization's memberships so two demotions cannot leave it without an owner.
+    list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id))
+    membership.refresh_from_db()
+    _check_manager(by, membership.role, role)
+    if role == membership.role:
+        return membership
+    if role != Role.OWNER and _last_owner(membership):
+        raise MembershipError("An organization keeps at least one owner: make someone else owner first.")
+    before = membership.role
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    audit_record(
+        action="membership.role_changed",
+        organization_id=membership.organization_id,
+        actor_user_id=by.user_id,
+        target_type="membership",
+        target_id=membership.pk,
+        details={"email": membership.user.email, "before": {"role": before}, "after": {"role": role}},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, by: Membership) -> None:
+    """Remove a member (or let one leave): their access to every project ends at once."""
+    list(Membership.objects.select_for_update().filter(organization_id=membership.organization_id))
+    membership.refresh_from_db()
+    if membership.pk != by.pk:
+        _check_manager(by, membership.role)
+    if _last_owner(membership):
+        raise MembershipError("An organization keeps at least one owner: make someone else owner first.")
+    details = {"email": membership.user.email, "role": membership.role, "left": membership.pk == by.pk}
+    membership_id = membership.pk
+    membership.delete()
+    audit_record(
+        action="membership.removed",
+        organization_id=by.organization_id,
+        actor_user_id=by.user_id,
+        target_type="membership",
+        target_id=membership_id,
+        details=details,
+    )
+
+
+def invitation_revoke(*, invitation: Invitation, by: Membership) -> None:
+    _check_manager(by, invitation.role)
+    if invitation.accepted_at is not None or invitation.revoked_at is not None:
+        return
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at", "updated_at"])
+    audit_record(
+        action="invitation.revoked",
+        organization_id=invitation.organization_id,
+        actor_user_id=by.user_id,
+        target_type="invitation",
+        target_id=invitation.pk,
+        details={"email": invitation.email, "role": invitation.role},
+    )

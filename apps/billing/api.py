@@ -11,8 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.models import Membership, Role
 from apps.billing.models import PlanCode
+from apps.billing.selectors import billing_contact_email
 from apps.billing.services import (
     usage_summary,
 )
@@ -27,6 +27,8 @@ from apps.billing.stripe_billing import (
     webhook_handle,
 )
 from apps.core.errors import error_response, invalid_field
+from apps.core.ratelimit import ip_refused_response
+from apps.keys.auth import client_ip
 
 UsageSchema = inline_serializer(
     "Usage",
@@ -77,15 +79,6 @@ class UsageView(APIView):
         return Response(usage_summary(request.auth.organization_id))
 
 
-def _owner_email(organization_id) -> str | None:
-    return (
-        Membership.objects.filter(organization_id=organization_id, role=Role.OWNER)
-        .order_by("created_at")
-        .values_list("user__email", flat=True)
-        .first()
-    )
-
-
 class CheckoutView(APIView):
     """A Stripe Checkout Session subscribing the key's organization to a paid plan."""
 
@@ -106,7 +99,9 @@ class CheckoutView(APIView):
             raise invalid_field("plan", f"must be one of {choices}, not {plan!r}{hint}")
         organization_id = request.auth.organization_id
         return Response(
-            checkout_create(organization_id=organization_id, plan=plan, email=_owner_email(organization_id))
+            checkout_create(
+                organization_id=organization_id, plan=plan, email=billing_contact_email(organization_id)
+            )
         )
 
 
@@ -123,7 +118,12 @@ class PortalView(APIView):
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
-    """Stripe's events: signature checked, each event applied once and in order."""
+    """Stripe's events: signature checked, each event applied once and in order; limited per IP."""
+    refused = ip_refused_response(
+        "stripe_webhook_ip", "UNTRACE_RATE_LIMIT_STRIPE_WEBHOOK_PER_IP", client_ip(request.META)
+    )
+    if refused is not None:
+        return refused
     try:
         event = webhook_event(request.body, request.headers.get("Stripe-Signature"))
     except WebhookRejected as exc:

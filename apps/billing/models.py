@@ -32,6 +32,14 @@ class Plan(models.Model):
         blank=True,
         help_text="Ingest answers 429 past this share of monthly_traces; empty: never (usage is billed)",
     )
+    rate_limit_per_second = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Requests a second per API key, on average (ingest, proxy, API); empty: unlimited",
+    )
+    rate_limit_burst = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per API key at once; empty: twice the rate"
+    )
 
     class Meta:
         ordering = ["price_cents", "code"]
@@ -108,6 +116,25 @@ class UsageCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.month:%Y-%m}: {self.traces}"
+
+
+class OverageReport(models.Model):
+    """Traces above the plan reported to Stripe as metered usage, per organization and month."""
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
+    month = models.DateField()
+    reported = models.BigIntegerField(default=0, help_text="Traces Stripe has confirmed")
+    # The total being reported (`pending` > `reported`): written before the call to
+    # Stripe and resent unchanged until confirmed, so a lost answer is never billed twice.
+    pending = models.BigIntegerField(default=0)
+    pending_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "month"], name="uniq_overage_month")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.month:%Y-%m}: {self.reported} reported"
 
 
 class StripeEvent(models.Model):

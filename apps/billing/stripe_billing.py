@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.accounts.models import Organization
+from apps.audit.services import audit_record
 from apps.billing.models import PlanCode, StripeEvent, Subscription, SubscriptionStatus
 from apps.billing.plans import plan_get
 from apps.billing.services import subscription_for
@@ -47,7 +48,7 @@ def billing_disabled_error() -> ApiError:
     )
 
 
-def _client() -> stripe.StripeClient:
+def stripe_client() -> stripe.StripeClient:
     if not billing_enabled():
         raise billing_disabled_error()
     return stripe.StripeClient(
@@ -72,19 +73,29 @@ def price_for(plan: str) -> str:
     )
 
 
+def overage_price_for(plan: str) -> str:
+    return {
+        PlanCode.GROWTH: settings.STRIPE_PRICE_GROWTH_OVERAGE,
+        PlanCode.SCALE: settings.STRIPE_PRICE_SCALE_OVERAGE,
+    }.get(plan, "")
+
+
 def plan_for_price(price_id: str | None) -> str | None:
     if not price_id:
         return None
     return next((plan for plan in CHECKOUT_PLANS if price_for(plan) == price_id), None)
 
 
-def _return_url(outcome: str) -> str:
-    return f"{settings.UNTRACE_PUBLIC_URL.rstrip('/')}/?billing={outcome}"
+def _return_url(outcome: str, path: str = "/") -> str:
+    return f"{settings.UNTRACE_PUBLIC_URL.rstrip('/')}{path}?billing={outcome}"
 
 
-def checkout_create(*, organization_id: uuid.UUID, plan: str, email: str | None = None) -> dict[str, str]:
-    """A Stripe Checkout Session subscribing the organization to `plan`; its id and URL."""
-    client = _client()
+def checkout_create(
+    *, organization_id: uuid.UUID, plan: str, email: str | None = None, return_path: str = "/"
+) -> dict[str, str]:
+    """A Stripe Checkout Session subscribing the organization to `plan`; its id and URL.
+    Stripe sends the customer back to `return_path` (of UNTRACE_PUBLIC_URL) afterwards."""
+    client = stripe_client()
     price = price_for(plan)
     if not price:
         setting = f"STRIPE_PRICE_{plan.upper()}"
@@ -108,17 +119,26 @@ def checkout_create(*, organization_id: uuid.UUID, plan: str, email: str | None 
                 "mode": "subscription",
                 "customer": customer_id,
                 "client_reference_id": str(organization_id),
-                "line_items": [{"price": price, "quantity": 1}],
+                "line_items": _line_items(plan),
                 "metadata": {"organization_id": str(organization_id), "plan": plan},
                 "subscription_data": {"metadata": {"organization_id": str(organization_id), "plan": plan}},
-                "success_url": _return_url("success"),
-                "cancel_url": _return_url("canceled"),
+                "success_url": _return_url("success", return_path),
+                "cancel_url": _return_url("canceled", return_path),
             },
             options={"idempotency_key": f"checkout-{organization_id}-{plan}-{uuid.uuid4()}"},
         )
     except stripe.StripeError as exc:
         raise _provider_error(exc) from exc
     return {"id": session.id, "url": session.url}
+
+
+def _line_items(plan: str) -> list[dict[str, Any]]:
+    """The plan's flat price, and its metered overage price when there is one (metered
+    prices take no quantity: Stripe bills what the meter events add up to)."""
+    items: list[dict[str, Any]] = [{"price": price_for(plan), "quantity": 1}]
+    if overage_price_for(plan):
+        items.append({"price": overage_price_for(plan)})
+    return items
 
 
 def _customer_create(client: stripe.StripeClient, subscription: Subscription, email: str | None) -> str:
@@ -136,9 +156,9 @@ def _customer_create(client: stripe.StripeClient, subscription: Subscription, em
     return customer.id
 
 
-def portal_create(*, organization_id: uuid.UUID) -> dict[str, str]:
+def portal_create(*, organization_id: uuid.UUID, return_path: str = "/") -> dict[str, str]:
     """A Customer Portal session for the organization's Stripe customer; its id and URL."""
-    client = _client()
+    client = stripe_client()
     subscription = subscription_for(organization_id)
     if not subscription.stripe_customer_id:
         raise ApiError(
@@ -149,11 +169,37 @@ def portal_create(*, organization_id: uuid.UUID) -> dict[str, str]:
         )
     try:
         session = client.v1.billing_portal.sessions.create(
-            params={"customer": subscription.stripe_customer_id, "return_url": _return_url("portal")}
+            params={
+                "customer": subscription.stripe_customer_id,
+                "return_url": _return_url("portal", return_path),
+            }
         )
     except stripe.StripeError as exc:
         raise _provider_error(exc) from exc
     return {"id": session.id, "url": session.url}
+
+
+def subscription_cancel(*, organization_id: uuid.UUID) -> bool:
+    """Cancel the organization's Stripe subscription now (when it has one and billing is
+    enabled); True when Stripe canceled it. One Stripe no longer knows is taken as
+    canceled already; any other refusal raises (502)."""
+    subscription = Subscription.objects.filter(organization_id=organization_id).first()
+    if subscription is None or not subscription.stripe_subscription_id or not billing_enabled():
+        return False
+    client = stripe_client()
+    try:
+        client.v1.subscriptions.cancel(
+            subscription.stripe_subscription_id,
+            options={"idempotency_key": f"cancel-{subscription.stripe_subscription_id}"},
+        )
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status != 404:
+            raise _provider_error(exc) from exc
+        return False
+    except stripe.StripeError as exc:
+        raise _provider_error(exc) from exc
+    Subscription.objects.filter(pk=subscription.pk).update(status=SubscriptionStatus.CANCELED)
+    return True
 
 
 # --- webhooks ------------------------------------------------------------------
@@ -262,6 +308,7 @@ def _checkout_completed(session: Any, created: datetime) -> str:
     row = _billing_row(organization_id=org_id, customer_id=_id_of(_value(session, "customer")))
     if row is None:
         return "unknown_customer"
+    before = _plan_state(row)
     row.stripe_customer_id = _id_of(_value(session, "customer")) or row.stripe_customer_id
     row.stripe_subscription_id = _id_of(_value(session, "subscription")) or row.stripe_subscription_id
     fields = ["stripe_customer_id", "stripe_subscription_id", "updated_at"]
@@ -274,8 +321,25 @@ def _checkout_completed(session: Any, created: datetime) -> str:
         row.stripe_event_created = created
         fields += ["plan", "status", "stripe_event_created"]
     row.save(update_fields=fields)
+    _audit_plan_change(row, before)
     _resume_ingest(row.organization_id)
     return "applied"
+
+
+def _plan_state(row: Subscription) -> dict[str, str]:
+    return {"plan": row.plan.code, "status": row.status}
+
+
+def _audit_plan_change(row: Subscription, before: dict[str, str]) -> None:
+    after = _plan_state(row)
+    if after != before:
+        audit_record(
+            action="billing.plan_changed",
+            organization_id=row.organization_id,
+            target_type="subscription",
+            target_id=row.pk,
+            details={"before": before, "after": after, "by": "stripe"},
+        )
 
 
 def _resume_ingest(organization_id: uuid.UUID) -> None:
@@ -300,8 +364,10 @@ def _subscription_period(subscription: Any) -> tuple[datetime | None, datetime |
 
 
 def _subscription_price(subscription: Any) -> str | None:
+    """The flat price among the subscription's items (the other may be the metered overage)."""
     items = _value(_value(subscription, "items") or {}, "data") or []
-    return _id_of(_value(items[0], "price")) if items else None
+    prices = [_id_of(_value(item, "price")) for item in items]
+    return next((price for price in prices if plan_for_price(price)), prices[0] if prices else None)
 
 
 def _subscription_changed(subscription: Any, created: datetime, *, deleted: bool) -> str:
@@ -317,6 +383,7 @@ def _subscription_changed(subscription: Any, created: datetime, *, deleted: bool
     if _stale(row, created, period_start):
         return "stale"
     status = _value(subscription, "status") or ""
+    before = _plan_state(row)
     row.stripe_customer_id = _id_of(_value(subscription, "customer")) or row.stripe_customer_id
     row.stripe_event_created = created
     if deleted or status not in PAID_STATUSES:
@@ -335,6 +402,7 @@ def _subscription_changed(subscription: Any, created: datetime, *, deleted: bool
     if period_start:
         row.current_period_start, row.current_period_end = period_start, period_end
     row.save()
+    _audit_plan_change(row, before)
     _resume_ingest(row.organization_id)
     return "applied"
 

@@ -25,6 +25,7 @@ import orjson
 import redis
 from django.conf import settings
 
+from apps.budgets.spend import SpendIncrement
 from apps.core.redis_cache import CachedHash
 
 logger = logging.getLogger(__name__)
@@ -53,8 +54,9 @@ def usage_key(month: date) -> str:
     return USAGE_KEY.format(month=month.strftime("%Y-%m"))
 
 
-def usage_record(organization_id: uuid.UUID | str, spans: int) -> None:
-    """Count `spans` newly stored spans for the organization this month. Never raises."""
+def usage_record(organization_id: uuid.UUID | str, spans: int, spend: SpendIncrement | None = None) -> None:
+    """Count `spans` newly stored spans for the organization this month, and their traced
+    cost for budgets (`spend`, in the same pipeline). Never raises."""
     global _paused_until
     if spans <= 0 or time.monotonic() < _paused_until:
         return
@@ -63,6 +65,8 @@ def usage_record(organization_id: uuid.UUID | str, spans: int) -> None:
         with _redis().pipeline(transaction=False) as pipe:
             pipe.hincrby(key, str(organization_id), spans)
             pipe.expire(key, USAGE_TTL_SECONDS)
+            if spend is not None:
+                spend.add_to(pipe)
             pipe.execute()
     except redis.RedisError as exc:
         _paused_until = time.monotonic() + FAILURE_PAUSE_SECONDS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
+from apps.core.client_ip import client_address
 
 
 class ClientGone(Exception):
@@ -33,11 +33,9 @@ def lowercase_headers(scope: dict[str, Any]) -> dict[str, str]:
 
 
 def client_ip(scope: dict[str, Any], headers: dict[str, str]) -> str | None:
-    """The caller's address: X-Forwarded-For's first hop when trusted, else the socket's."""
-    if settings.UNTRACE_TRUST_X_FORWARDED_FOR and headers.get("x-forwarded-for"):
-        return headers["x-forwarded-for"].split(",", 1)[0].strip()
+    """The caller's address (see apps.core.client_ip)."""
     client = scope.get("client")
-    return client[0] if client else None
+    return client_address(client[0] if client else None, headers.get("x-forwarded-for"))
 
 
 async def send_response(

@@ -50,6 +50,11 @@ SPANS_REJECTED = Counter(
     "Spans refused at ingest, by source.",
     ["source"],
 )
+SPANS_SUPPRESSED = Counter(
+    "untrace_spans_suppressed_total",
+    "Spans of an erased user or session dropped at ingest (accepted, never stored), by source.",
+    ["source"],
+)
 ROUTING_DECISIONS = Counter(
     "untrace_routing_decisions_total",
     "Span-to-destination routing decisions: kept, sampled_out, disabled (destination off), "
@@ -59,6 +64,17 @@ ROUTING_DECISIONS = Counter(
 INGEST_THROTTLED = Counter(
     "untrace_ingest_throttled_total",
     "Ingest requests answered 429 because the project's backlog was over its limit.",
+)
+RATE_LIMITED = Counter(
+    "untrace_rate_limited_total",
+    "Requests answered 429 by a rate limit, by limit (key, webhook_ip, stripe_webhook_ip, "
+    "invitation_ip, auth_failures_ip).",
+    ["limit"],
+)
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "untrace_rate_limit_fail_open_total",
+    "Requests allowed without a rate-limit check because Redis could not be reached, by limit.",
+    ["limit"],
 )
 TASKS = Counter(
     "untrace_celery_tasks_total",

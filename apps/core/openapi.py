@@ -1,10 +1,11 @@
-"""The error answers every API operation can give, added to the OpenAPI document.
+"""What the OpenAPI document needs beyond what drf-spectacular finds in the views.
 
-Views document their successes and any error that needs its own words; this
-drf-spectacular postprocessing hook adds the error envelope of
-`apps.core.errors` for the answers common to all of them, so the document lists
-every status a client can receive (the schemathesis run in the test suite holds
-the API to it).
+`add_plain_routes` documents the routes that are not DRF views (health, readiness,
+metrics, the Stripe webhook, and the proxy, which is served by the ASGI app before
+Django), so every public route is in the document (a test compares it with the URL
+conf). `add_error_responses` adds the error envelope of `apps.core.errors` for the
+answers common to every operation, so the document lists every status a client can
+receive (the schemathesis run in the test suite holds the API to it).
 """
 
 from __future__ import annotations
@@ -63,4 +64,121 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
             responses = operation["responses"] = dict(operation.get("responses", {}))  # may be shared
             for status, response in _common_errors(path, operation, authenticated).items():
                 responses.setdefault(status, response)
+    return result
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
+
+
+_STRING = {"type": "string"}
+_KEY_SECURITY = [{"ApiKeyHeader": []}]
+
+
+def _proxy(provider: str) -> dict[str, Any]:
+    passthrough = {
+        "description": f"The {provider} API's answer, status, headers and body unchanged (SSE streams "
+        "are relayed as they arrive); `X-Untrace-Trace-Id` names the trace recorded",
+        "content": {"*/*": {"schema": {}}},
+    }
+    operation = {
+        "tags": ["proxy"],
+        "security": _KEY_SECURITY,
+        "parameters": [
+            {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
+            *(
+                {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+                for name in (
+                    "X-Untrace-Session-Id",
+                    "X-Untrace-User-Id",
+                    "X-Untrace-Tags",
+                    "X-Untrace-Metadata",
+                    "traceparent",
+                )
+            ),
+        ],
+        "responses": {
+            "default": passthrough,
+            "413": _error("Request body larger than the proxy accepts"),
+            "502": _error(
+                "The upstream is unreachable, refused by the outbound address policy, or broke off"
+            ),
+            "503": _error("The API key could not be checked"),
+            "504": _error("The upstream timed out"),
+        },
+    }
+    summary = f"Call the {provider} API through Untrace (every method; traced and routed)"
+    return {
+        method: {**operation, "operationId": f"proxy_{provider.lower()}_{method}", "summary": summary}
+        for method in ("get", "post", "put", "patch", "delete")
+    }
+
+
+def add_plain_routes(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    paths = result.setdefault("paths", {})
+    paths["/health"] = {
+        "get": {
+            "operationId": "health",
+            "tags": ["operations"],
+            "summary": "Liveness: the process answers",
+            "security": [],
+            "responses": {"200": _json("Alive", _object(status=_STRING))},
+        }
+    }
+    readiness = _object(
+        status={"type": "string", "enum": ["ok", "unavailable"]},
+        checks={"type": "object", "additionalProperties": {"type": "string", "enum": ["ok", "down"]}},
+        errors={"type": "object", "additionalProperties": _STRING},
+    )
+    paths["/ready"] = {
+        "get": {
+            "operationId": "ready",
+            "tags": ["operations"],
+            "summary": "Readiness: PostgreSQL and the broker answer",
+            "security": [],
+            "responses": {"200": _json("Ready", readiness), "503": _json("A dependency is down", readiness)},
+        }
+    }
+    paths["/metrics"] = {
+        "get": {
+            "operationId": "metrics",
+            "tags": ["operations"],
+            "summary": "Prometheus metrics (Authorization: Bearer UNTRACE_METRICS_TOKEN when it is set)",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition",
+                    "content": {"text/plain": {"schema": _STRING}},
+                },
+                "401": _error("Bad metrics token"),
+            },
+        }
+    }
+    paths["/billing/stripe/webhook"] = {
+        "post": {
+            "operationId": "stripe_webhook",
+            "tags": ["billing"],
+            "summary": "Stripe's events (signed with STRIPE_WEBHOOK_SECRET)",
+            "security": [],
+            "parameters": [{"name": "Stripe-Signature", "in": "header", "required": True, "schema": _STRING}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object", "additionalProperties": True}}},
+            },
+            "responses": {
+                "200": _json(
+                    "Applied, or already applied", _object(received={"type": "boolean"}, outcome=_STRING)
+                ),
+                "400": _error("Bad or stale signature, or not a Stripe event"),
+                "429": _error("Too many requests from this address"),
+                "501": _error("Billing is not enabled on this installation"),
+            },
+        }
+    }
+    paths["/v1/proxy/openai/{path}"] = _proxy("OpenAI")
+    paths["/v1/proxy/anthropic/{path}"] = _proxy("Anthropic")
     return result

@@ -10,6 +10,8 @@ from django.shortcuts import render
 
 from apps.accounts.models import ROLE_CAN_WRITE, Membership, Project
 from apps.accounts.selectors import project_get_for_user, projects_for_user
+from apps.billing.selectors import warning_level
+from apps.billing.services import usage_summary
 from apps.routing.services import Actor
 
 # (name, label, url name) of the project tabs, in order.
@@ -48,6 +50,13 @@ def project_page(request: HttpRequest, project_id: str, *, write: bool = False) 
     return page
 
 
+def _quota_banner(organization_id) -> dict | None:
+    """The plan-usage warning every project page shows from 80 % of the included traces."""
+    usage = usage_summary(organization_id)
+    level = warning_level(usage)
+    return {"level": level, "percent": usage["percent_used"]} if level else None
+
+
 def render_project(
     request: HttpRequest, template: str, page: ProjectPage, tab: str, status: int = 200, **context
 ) -> HttpResponse:
@@ -58,6 +67,7 @@ def render_project(
             "project": page.project,
             "membership": page.membership,
             "can_write": page.can_write,
+            "quota": _quota_banner(page.project.organization_id),
             "projects": projects_for_user(user=request.user),
             "tabs": TABS,
             "tab": tab,

@@ -1,5 +1,5 @@
-"""Project settings: signed-webhook ingest endpoints, PII defaults for every destination, and the
-project's name."""
+"""Project settings: signed-webhook ingest endpoints, PII defaults for every destination, erasing a
+user or a session, and the project's name."""
 
 from __future__ import annotations
 
@@ -19,14 +19,25 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.models import ROLE_CAN_MANAGE_MEMBERS
 from apps.accounts.services import project_rename
+from apps.audit.services import actor_from_request
 from apps.core.errors import ApiError
+from apps.dashboard.budget_forms import budgets_context
 from apps.dashboard.context import ProjectPage, project_page, render_project
 from apps.ingest.models import WebhookEndpoint
-from apps.ingest.webhooks import PREVIOUS_SECRET_GRACE, endpoint_create, endpoint_rotate_secret
+from apps.ingest.webhooks import (
+    PREVIOUS_SECRET_GRACE,
+    endpoint_create,
+    endpoint_delete,
+    endpoint_rotate_secret,
+    endpoint_update,
+)
+from apps.privacy.models import Erasure
+from apps.privacy.services import erasure_create
 from apps.proxy.project_settings import proxy_settings_save, proxy_settings_view
 from apps.routing.errors import ConfigError
 from apps.routing.pii import DETECTORS, MODES
 from apps.routing.services import active_document, config_save
+from apps.traces.retention import retention_days
 
 PII_STEP = "redact_pii"
 DETECTOR_LABELS = {
@@ -113,6 +124,23 @@ class ProxyForm(forms.Form):
             elif data[f"{provider}_key"]:
                 changes[f"{provider}_key"] = data[f"{provider}_key"]
         return changes
+
+
+class ErasureForm(forms.Form):
+    """Erase a user or a session of the project (the same service as POST /v1/privacy/erasures)."""
+
+    kind = forms.ChoiceField(
+        choices=[("user", "User id"), ("session", "Session id")],
+        widget=forms.RadioSelect,
+        initial="user",
+        label="Erase by",
+    )
+    value = forms.CharField(
+        max_length=256,
+        label="Identifier",
+        help_text="Exactly as your spans carry it in user_id or session_id.",
+        error_messages={"required": "Give the user id or session id to erase."},
+    )
 
 
 class ProjectRenameForm(forms.Form):
@@ -238,6 +266,9 @@ def _render(
     project_form: ProjectRenameForm | None = None,
     proxy_form: ProxyForm | None = None,
     revealed: Revealed | None = None,
+    budgets: dict[str, Any] | None = None,
+    erasure_form: ErasureForm | None = None,
+    erasure: Erasure | None = None,
 ) -> HttpResponse:
     now = timezone.now()
     endpoints = list(WebhookEndpoint.objects.for_project(page.project.pk).order_by("created_at"))
@@ -278,7 +309,11 @@ def _render(
         ],
         pii_live_detectors=[DETECTOR_LABELS.get(name, name).lower() for name in live.detectors],
         can_manage=_can_manage(page),
+        **(budgets if budgets is not None else budgets_context(request, page)),
         project_form=project_form or ProjectRenameForm(initial={"name": page.project.name}),
+        erasure_form=erasure_form or ErasureForm(),
+        erasure=erasure,
+        retention_days=retention_days(page.project.organization_id),
         proxy=proxy,
         proxy_form=proxy_form
         or ProxyForm(
@@ -341,8 +376,11 @@ def endpoint_rotate_view(request: HttpRequest, project_id: str, endpoint_id: str
 def endpoint_toggle_view(request: HttpRequest, project_id: str, endpoint_id: str) -> HttpResponse:
     page = project_page(request, project_id, write=True)
     endpoint = _endpoint(page, endpoint_id)
-    endpoint.enabled = request.POST.get("enabled") == "true"
-    endpoint.save(update_fields=["enabled", "updated_at"])
+    endpoint_update(
+        endpoint=endpoint,
+        changes={"enabled": request.POST.get("enabled") == "true"},
+        actor=actor_from_request(request),
+    )
     if endpoint.enabled:
         messages.success(request, f"“{endpoint.name}” is enabled: signed requests to it are accepted.")
     else:
@@ -357,7 +395,7 @@ def endpoint_toggle_view(request: HttpRequest, project_id: str, endpoint_id: str
 def endpoint_delete_view(request: HttpRequest, project_id: str, endpoint_id: str) -> HttpResponse:
     page = project_page(request, project_id, write=True)
     endpoint = _endpoint(page, endpoint_id)
-    endpoint.delete()
+    endpoint_delete(endpoint=endpoint, actor=actor_from_request(request))
     messages.success(request, f"Webhook endpoint “{endpoint.name}” deleted.")
     return _back(page, "webhooks")
 
@@ -413,6 +451,26 @@ def pii_view(request: HttpRequest, project_id: str) -> HttpResponse:
     return _back(page, "pii")
 
 
+# --- privacy ---------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def privacy_erase_view(request: HttpRequest, project_id: str) -> HttpResponse:
+    """Owners, admins and members erase; a viewer gets 403."""
+    page = project_page(request, project_id, write=True)
+    form = ErasureForm(request.POST)
+    if not form.is_valid():
+        return _render(request, page, erasure_form=form, status=400)
+    erasure = erasure_create(
+        project_id=page.project.pk,
+        kind=form.cleaned_data["kind"],
+        value=form.cleaned_data["value"],
+        actor=actor_from_request(request),
+    )
+    return _render(request, page, erasure=erasure)
+
+
 # --- project ---------------------------------------------------------------------------------------
 
 
@@ -425,7 +483,7 @@ def project_rename_view(request: HttpRequest, project_id: str) -> HttpResponse:
     form = ProjectRenameForm(request.POST)
     if form.is_valid():
         try:
-            project_rename(project=page.project, name=form.cleaned_data["name"])
+            project_rename(project=page.project, name=form.cleaned_data["name"], actor=page.actor)
         except ValueError as exc:
             form.add_error("name", str(exc))
         else:
@@ -473,5 +531,6 @@ urlpatterns = [
         name="settings-webhook-delete",
     ),
     path("projects/<uuid:project_id>/settings/pii", pii_view, name="settings-pii"),
+    path("projects/<uuid:project_id>/settings/privacy", privacy_erase_view, name="settings-privacy"),
     path("projects/<uuid:project_id>/settings/project", project_rename_view, name="settings-project"),
 ]

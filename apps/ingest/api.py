@@ -10,7 +10,7 @@ from apps.audit.services import actor_from_request
 from apps.core.api import ProjectScopedViewSet
 from apps.core.fields import StrictCharField
 from apps.ingest.models import WebhookEndpoint
-from apps.ingest.webhooks import endpoint_create, endpoint_rotate_secret
+from apps.ingest.webhooks import endpoint_create, endpoint_delete, endpoint_rotate_secret, endpoint_update
 
 
 class WebhookEndpointSerializer(serializers.ModelSerializer):
@@ -70,10 +70,11 @@ class WebhookEndpointViewSet(
         endpoint = self.get_object()
         params = WebhookEndpointWriteSerializer(data=request.data, partial=True)
         params.is_valid(raise_exception=True)
-        for field, value in params.validated_data.items():
-            setattr(endpoint, field, value)
-        endpoint.save()
+        endpoint_update(endpoint=endpoint, changes=params.validated_data, actor=actor_from_request(request))
         return Response(WebhookEndpointSerializer(endpoint).data)
+
+    def perform_destroy(self, instance: WebhookEndpoint) -> None:
+        endpoint_delete(endpoint=instance, actor=actor_from_request(self.request))
 
     @extend_schema(request=None, responses={200: WebhookEndpointSecretSerializer})
     @action(detail=True, methods=["post"], url_path="rotate-secret")

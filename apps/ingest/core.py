@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +19,16 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 
 from apps.billing.services import quota_message
 from apps.billing.usage import quota_exceeded, usage_record
+from apps.budgets.spend import spend_increment
 from apps.core.errors import error_body
 from apps.core.metrics import INGEST_THROTTLED, SPANS_INGESTED, SPANS_REJECTED
+from apps.core.ratelimit import Decision, ip_refusal, ip_take
 from apps.delivery.backpressure import project_backlog
 from apps.ingest import otlp
 from apps.ingest.limits import span_limits
 from apps.ingest.webhooks import WebhookError, message_record, webhook_verify
 from apps.keys.auth import KeyAuthError, KeyPrincipal, authenticate_key, key_from_headers
+from apps.keys.ratelimit import AUTH_FAILURES, auth_failure_take, key_refusal, key_take
 from apps.traces.pricing_overrides import price_overrides_for
 from apps.traces.schema import (
     BatchResult,
@@ -42,6 +45,7 @@ from apps.traces.store import StoreResult, spans_store
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
+WEBHOOK_IP = "webhook_ip"
 JSON = "application/json"
 
 
@@ -50,6 +54,8 @@ class IngestRequest:
     headers: Mapping[str, str]  # lower-case names
     body: bytes
     client_ip: str | None = None
+    # Added to whatever the request is answered (the X-RateLimit-* of its key).
+    response_headers: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def content_type(self) -> str:
@@ -79,15 +85,30 @@ def _json(status: int, body: Any) -> IngestResponse:
 
 
 def _authenticate(request: IngestRequest) -> KeyPrincipal:
+    raw_key = key_from_headers(request.headers)
     try:
-        principal = authenticate_key(
-            key_from_headers(request.headers), client_ip=request.client_ip, scope="ingest"
-        )
+        principal = authenticate_key(raw_key, client_ip=request.client_ip, scope="ingest")
     except KeyAuthError as exc:
+        if exc.status == 401 and raw_key:
+            _check_limit(request, auth_failure_take(request.client_ip), ip_refusal, AUTH_FAILURES)
         raise IngestError(exc.status, exc.code, exc.message) from exc
+    _check_limit(request, key_take(principal), key_refusal)
     _check_backlog(principal.project_id)
     _check_quota(principal.organization_id)
     return principal
+
+
+def _check_limit(request: IngestRequest, decision: Decision | None, refusal: Callable, *args: str) -> None:
+    """Record the bucket's headers for the answer; 429 when it was empty."""
+    if decision is None:
+        return
+    headers = decision.headers()
+    headers.pop("Retry-After", None)
+    request.response_headers.update(headers)
+    if not decision.allowed:
+        status, body, refused_headers = refusal(decision, *args)
+        error = body["error"]
+        raise IngestError(status, error["code"], error["message"], error["details"], refused_headers)
 
 
 def _check_backlog(project_id: uuid.UUID) -> None:
@@ -187,7 +208,7 @@ def _store(
         logger.exception("spans refused by the store")
         raise IngestError(400, "invalid_request", "the store refused the spans") from exc
     SPANS_INGESTED.labels(source).inc(result.inserted)
-    usage_record(organization_id, result.inserted)
+    usage_record(organization_id, result.inserted, spend_increment(project_id, api_key_id, result.cost))
     return result
 
 
@@ -270,12 +291,15 @@ def _handled(handler):
 
     def run(request: IngestRequest, *args: Any) -> IngestResponse:
         try:
-            return handler(request, *args)
+            response = handler(request, *args)
         except IngestError as exc:
-            return exc.response
+            response = exc.response
         except (OperationalError, InterfaceError) as exc:
             logger.error("trace store unavailable: %s", exc)
-            return _unavailable().response
+            response = _unavailable().response
+        if request.response_headers:
+            response.headers = {**request.response_headers, **response.headers}
+        return response
 
     run.__name__ = handler.__name__
     return run
@@ -319,7 +343,9 @@ def ingest_batch(request: IngestRequest) -> IngestResponse:
 
 @_handled
 def ingest_webhook(request: IngestRequest, endpoint_id: str) -> IngestResponse:
-    """Standard Webhooks: the signature is the credential, no API key."""
+    """Standard Webhooks: the signature is the credential, no API key; limited per client IP."""
+    decision = ip_take(WEBHOOK_IP, "UNTRACE_RATE_LIMIT_WEBHOOK_PER_IP", request.client_ip)
+    _check_limit(request, decision, ip_refusal, WEBHOOK_IP)
     _require_json(request)
     try:
         endpoint_uuid = uuid.UUID(endpoint_id)

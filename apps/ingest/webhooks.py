@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -59,6 +60,40 @@ def endpoint_create(
         details={"name": endpoint.name, "enabled": endpoint.enabled},
     )
     return endpoint, secret
+
+
+def endpoint_update(*, endpoint: WebhookEndpoint, changes: dict[str, Any], actor=None) -> WebhookEndpoint:
+    """Rename or enable/disable an endpoint (`changes`: name, enabled)."""
+    before = {field: getattr(endpoint, field) for field in changes}
+    for field, value in changes.items():
+        setattr(endpoint, field, value)
+    endpoint.save(update_fields=[*changes, "updated_at"])
+    changed = {field: value for field, value in changes.items() if before[field] != value}
+    if changed:
+        audit_record(
+            action="webhook_endpoint.updated",
+            organization_id=None,
+            project_id=endpoint.project_id,
+            **actor_fields(actor),
+            target_type="webhook_endpoint",
+            target_id=endpoint.pk,
+            details={"name": endpoint.name, "before": {f: before[f] for f in changed}, "after": changed},
+        )
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: WebhookEndpoint, actor=None) -> None:
+    endpoint_id, project_id, name = endpoint.pk, endpoint.project_id, endpoint.name
+    endpoint.delete()
+    audit_record(
+        action="webhook_endpoint.deleted",
+        organization_id=None,
+        project_id=project_id,
+        **actor_fields(actor),
+        target_type="webhook_endpoint",
+        target_id=endpoint_id,
+        details={"name": name},
+    )
 
 
 def endpoint_rotate_secret(*, endpoint: WebhookEndpoint, actor=None) -> str:

@@ -25,10 +25,14 @@ from django.conf import settings
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import close_old_connections
 
+from apps.budgets.metrics import BUDGET_REFUSALS
+from apps.budgets.spend import budget_block
 from apps.core.asgi import ClientGone, client_ip, lowercase_headers, read_body, send_response
 from apps.core.errors import error_body
 from apps.core.metrics import PROXY_FALLBACKS, PROXY_REQUESTS
+from apps.core.ratelimit import ip_refusal
 from apps.keys.auth import KeyAuthError, KeyPrincipal, authenticate_key, key_needs_io
+from apps.keys.ratelimit import AUTH_FAILURES, auth_failure_take_async, key_refusal, key_take_async
 from apps.proxy import breaker, upstream
 from apps.proxy.capture import ProxiedCall
 from apps.proxy.headers import call_metadata, client_headers, upstream_headers, with_provider_key
@@ -81,6 +85,29 @@ async def _send_error(
     await send_response(send, status, orjson.dumps(error_body(code, message)), headers=headers)
 
 
+async def _send_refusal(send: Callable, refusal: tuple[int, dict, dict[str, str]]) -> None:
+    """Our own 429: the error envelope and X-Untrace-Error, so a client tells it from the provider's."""
+    status, body, headers = refusal
+    await send_response(
+        send, status, orjson.dumps(body), headers={**headers, "x-untrace-error": "rate_limited"}
+    )
+
+
+def _with_headers(send: Callable, extra: dict[str, str]) -> Callable:
+    """`send` that puts `extra` (the key's X-RateLimit-*) on the answer, in place of any
+    header of the same name from the provider."""
+    raw = [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+    names = {name for name, _ in raw}
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            kept = [(name, value) for name, value in message["headers"] if name.lower() not in names]
+            message = {**message, "headers": kept + raw}
+        await send(message)
+
+    return sending
+
+
 async def _relay_stream(
     response: aiohttp.ClientResponse, receive: Callable, send: Callable, call: ProxiedCall | None
 ) -> tuple[str, str] | None:
@@ -130,15 +157,40 @@ async def _proxy(scope: Scope, receive: Callable, send: Callable) -> None:
         PROXY_REQUESTS.labels("none", "404").inc()
         return
     headers = lowercase_headers(scope)
+    raw_key = headers.get("x-untrace-key")
+    ip = client_ip(scope, headers)
     try:
-        principal = await _authenticate(headers.get("x-untrace-key"), client_ip(scope, headers))
+        principal = await _authenticate(raw_key, ip)
     except KeyAuthError as exc:
+        if exc.status == 401 and raw_key:
+            decision = await auth_failure_take_async(ip)
+            if decision is not None and not decision.allowed:
+                await _send_refusal(send, ip_refusal(decision, AUTH_FAILURES))
+                PROXY_REQUESTS.labels(provider, "429").inc()
+                return
         await _send_error(send, exc.status, exc.code, exc.message)
         PROXY_REQUESTS.labels(provider, str(exc.status)).inc()
         return
     except Exception:  # noqa: BLE001 - the key store is unreachable
         await _send_error(send, 503, "unavailable", "The API key could not be checked; retry shortly.")
         PROXY_REQUESTS.labels(provider, "503").inc()
+        return
+
+    decision = await key_take_async(principal)
+    if decision is not None:
+        if not decision.allowed:
+            await _send_refusal(send, key_refusal(decision))
+            PROXY_REQUESTS.labels(provider, "429").inc()
+            return
+        send = _with_headers(send, decision.headers())
+
+    blocked = budget_block(principal.project_id, principal.key_id)
+    if blocked is not None:  # a spent hard-stop budget: refused here, never sent upstream
+        refusal = {"retry-after": str(blocked.retry_after()), "x-untrace-error": "budget_exceeded"}
+        body = orjson.dumps(error_body("budget_exceeded", blocked.message(), blocked.details()))
+        await send_response(send, 429, body, headers=refusal)
+        PROXY_REQUESTS.labels(provider, "429").inc()
+        BUDGET_REFUSALS.inc()
         return
 
     try:
@@ -203,6 +255,7 @@ async def _forward(
     if stored_key:
         headers = with_provider_key(headers, provider, stored_key)
     bases = target.bases(provider, upstream.base_url(provider), upstream.fallback_urls(provider))
+    trusted = upstream.deployment_bases(provider) if target is not NO_OVERRIDES else None
     response = None
     failure: upstream.UpstreamError | None = None
     for index, base in enumerate(bases):
@@ -220,7 +273,11 @@ async def _forward(
                 headers=headers,
                 body=body,
                 policy=upstream.attempts(),
+                guarded=trusted is not None and base not in trusted,
             )
+        except upstream.UpstreamNotAllowed as exc:  # nothing was sent: not the upstream's failure
+            failure = exc
+            continue
         except upstream.UpstreamError as exc:
             breaker.failed(base)
             failure = exc
@@ -237,6 +294,11 @@ async def _forward(
             PROXY_FALLBACKS.labels(provider).inc()
         break
     if response is None:
+        if isinstance(failure, upstream.UpstreamNotAllowed):
+            if call is not None:
+                call.status, call.error = 502, ("upstream_not_allowed", str(failure))
+            await _send_error(send, 502, "upstream_not_allowed", str(failure), meta.trace_id)
+            return 502
         if isinstance(failure, upstream.UpstreamTimeout):
             if call is not None:
                 call.status, call.error = 504, ("upstream_timeout", str(failure))

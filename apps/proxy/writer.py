@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from apps.billing.usage import usage_record
+from apps.budgets.spend import spend_increment
 from apps.core.metrics import PROXY_TRACES
 from apps.proxy.capture import ProxiedCall, build_span, minimal_span
 from apps.traces.pricing_overrides import price_overrides_for
@@ -197,7 +198,7 @@ class TraceWriter:
             price_overrides=price_overrides_for(uuid.UUID(organization_id)),
             api_key_id=uuid.UUID(key_id) if key_id else None,
         )
-        usage_record(organization_id, result.inserted)
+        usage_record(organization_id, result.inserted, spend_increment(project_id, key_id, result.cost))
 
     def _spill(self, entries: list[Entry], *, first_time: bool) -> None:
         """Append to this process's spill file; a failed replay spills again without counting."""

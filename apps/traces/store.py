@@ -21,6 +21,8 @@ import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from apps.core.metrics import SPANS_SUPPRESSED
+from apps.privacy.suppression import rows_without_suppressed
 from apps.traces.accounting import ModelPrice, fill_accounting
 from apps.traces.enqueue import enqueue_routing
 from apps.traces.models import IngestBatch, Span
@@ -96,6 +98,8 @@ class StoreResult:
     batch_id: uuid.UUID | None  # None when every span was already stored
     ids: list[str]  # every accepted span id, in request order (new and re-sent)
     inserted: int
+    suppressed: int = 0  # spans of an erased user or session, dropped unstored
+    cost: float = 0.0  # traced cost (USD) of the newly stored spans, for budgets
 
 
 def _text_of(messages: Any) -> list[str]:
@@ -276,11 +280,17 @@ def spans_store(
         row["project_id"] = project_id
         row["batch_id"] = batch_id
         rows.append(row)
-    if connection.vendor == "postgresql":
-        inserted = _insert_postgresql(project_id, rows, batch_id, source, api_key_id)
+    # An erased subject's spans are accepted (the client sees no error) and never stored.
+    storable, suppressed = rows_without_suppressed(project_id, rows)
+    if suppressed:
+        SPANS_SUPPRESSED.labels(source).inc(suppressed)
+    if not storable:
+        inserted: set[str] = set()
+    elif connection.vendor == "postgresql":
+        inserted = _insert_postgresql(project_id, storable, batch_id, source, api_key_id)
     else:
         with transaction.atomic():
-            inserted = _insert_generic(project_id, rows)
+            inserted = _insert_generic(project_id, storable)
             if inserted:
                 IngestBatch.objects.create(
                     id=batch_id,
@@ -292,5 +302,9 @@ def spans_store(
     if inserted:  # at once when committed; inside a caller's transaction, after its commit
         transaction.on_commit(lambda: enqueue_routing(batch_id=batch_id))
     return StoreResult(
-        batch_id=batch_id if inserted else None, ids=[row["span_id"] for row in rows], inserted=len(inserted)
+        batch_id=batch_id if inserted else None,
+        ids=[row["span_id"] for row in rows],
+        inserted=len(inserted),
+        suppressed=suppressed,
+        cost=sum(row["cost"] or 0 for row in rows if row["span_id"] in inserted),
     )

@@ -35,8 +35,17 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A fresh page; any Content-Security-Policy violation on any page it visits fails the test."""
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(15_000)
+    violations: list[str] = []
+
+    def watch(message) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    page.on("console", watch)
     yield page
     context.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"

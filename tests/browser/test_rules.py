@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from apps.ingest.limits import span_limits
 from apps.routing.services import active_document
@@ -67,7 +68,7 @@ def test_build_dry_run_save_and_roll_back(page, live_server, settings, tmp_path)
     page.locator(".cond-row").nth(1).get_by_label("Field").select_option("tags")
     assert page.locator(".cond-row").nth(1).get_by_label("Tag key / path").is_visible()
     page.locator(".cond-row").nth(1).get_by_role("button", name="Remove this condition").click()
-    page.wait_for_function("document.querySelectorAll('.cond-row').length === 1")
+    expect(page.locator(".cond-row")).to_have_count(1)
     page.get_by_label("langfuse-prod").first.check()
     page.fill("#id_sampling_rate", "50")
 

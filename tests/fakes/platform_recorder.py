@@ -29,9 +29,15 @@ def _handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_POST(self) -> None:
+            self._record("POST")
+
+        def do_DELETE(self) -> None:
+            self._record("DELETE")
+
+        def _record(self, method: str) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             record = {
-                "method": "POST",
+                "method": method,
                 "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": body,

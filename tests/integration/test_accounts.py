@@ -12,7 +12,7 @@ from apps.accounts.models import Invitation, Membership, Organization, Project, 
 from apps.accounts.services import InvitationError, invitation_accept, invitation_create
 from apps.keys.auth import authenticate_key
 from apps.keys.models import ApiKey
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import ApiKeyFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -92,13 +92,20 @@ def test_dashboard_hides_other_tenants_projects(client, _signup):
     assert not ApiKey.objects.filter(project=other).exists()
 
 
-def test_viewer_cannot_create_keys(client):
-    viewer = MembershipFactory(role=Role.VIEWER)
-    project = Project.objects.create(organization=viewer.organization, name="p", slug="p")
-    client.force_login(viewer.user)
-    assert client.get(f"/projects/{project.pk}/").status_code == 200
-    response = client.post(f"/projects/{project.pk}/keys", {"name": "k", "scopes": ["read"]})
-    assert response.status_code == 403
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.MEMBER])
+def test_only_owners_and_admins_manage_keys(client, role):
+    membership = MembershipFactory(role=role)
+    project = Project.objects.create(organization=membership.organization, name="p", slug="p")
+    key = ApiKeyFactory(project=project)
+    client.force_login(membership.user)
+    page = client.get(f"/projects/{project.pk}/")
+    assert page.status_code == 200
+    assert b"Create key" not in page.content
+    assert client.post(f"/projects/{project.pk}/keys", {"name": "k", "scopes": ["read"]}).status_code == 403
+    assert client.post(f"/projects/{project.pk}/keys/{key.pk}/revoke").status_code == 403
+    assert ApiKey.objects.filter(project=project).count() == 1
+    key.refresh_from_db()
+    assert key.revoked_at is None
 
 
 def test_invitation_round_trip(client):
@@ -185,3 +192,34 @@ def test_key_from_the_command_works_over_real_http(live_server):
         bad = http.get("/v1/keys", headers={"X-Untrace-Key": forged})
         assert bad.status_code == 401
         assert bad.json()["error"]["code"] == "invalid_key"
+
+
+def test_dashboard_rotates_a_key_and_shows_the_new_secret_once(client, _signup):
+    _signup(client)
+    project = Project.objects.get()
+    client.post(f"/projects/{project.pk}/keys", {"name": "ci", "scopes": ["ingest"]})
+    old = ApiKey.objects.get()
+    response = client.post(f"/projects/{project.pk}/keys/{old.pk}/rotate")
+    assert response.status_code == 200
+    issued = response.context["issued"]
+    assert issued.key.rotated_from_id == old.pk
+    assert issued.secret in response.content.decode()
+    assert 'data-copy="#new-key-secret"' in response.content.decode()
+    assert authenticate_key(issued.secret).key_id == issued.key.pk
+    old.refresh_from_db()
+    assert old.expires_at is not None  # the old key ends after the grace period
+
+    again = client.post(f"/projects/{project.pk}/keys/{old.pk}/rotate")
+    assert "this key was already rotated; rotate its successor" in again.content.decode()
+    assert ApiKey.objects.count() == 2
+    page = client.get(f"/projects/{project.pk}/").content.decode()
+    assert page.count("/rotate") == 1  # only the successor offers rotation
+
+
+def test_members_cannot_rotate_keys(client):
+    membership = MembershipFactory(role=Role.MEMBER)
+    project = Project.objects.create(organization=membership.organization, name="p", slug="p")
+    key = ApiKeyFactory(project=project)
+    client.force_login(membership.user)
+    assert client.post(f"/projects/{project.pk}/keys/{key.pk}/rotate").status_code == 403
+    assert ApiKey.objects.count() == 1

@@ -1,12 +1,17 @@
 import json
 
 import pytest
+import stripe
+from django.contrib.admin.sites import site
 from django.core import mail
+from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from apps.accounts.services import invitation_accept, invitation_create
 from apps.audit.models import AuditEvent
-from tests.factories import ApiKeyFactory, MembershipFactory, ProjectFactory, UserFactory
+from apps.billing.models import Plan, Subscription
+from apps.billing.stripe_billing import webhook_handle
+from tests.factories import ApiKeyFactory, MembershipFactory, ProjectFactory, SubscriptionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -113,6 +118,78 @@ def test_webhook_and_proxy_events_hold_no_secret(api, api_key):
     assert event.details == {"changed": ["openai_key", "openai_upstream"]}
     assert event.actor_key_id == api_key.pk
     _assert_absent([created["secret"], rotated["secret"], "sk-provider-secret"], api)
+
+
+def test_webhook_endpoint_changes_and_deletion_are_recorded(api, api_key, project, owner, client):
+    created = api.post("/v1/webhook-endpoints", {"name": "hooks"}, format="json").json()
+    assert (
+        api.patch(f"/v1/webhook-endpoints/{created['id']}", {"enabled": False}, format="json").status_code
+        == 200
+    )
+    api.patch(f"/v1/webhook-endpoints/{created['id']}", {"enabled": False}, format="json")  # no change
+    (event,) = _events("webhook_endpoint.updated")
+    assert event.details == {"name": "hooks", "before": {"enabled": True}, "after": {"enabled": False}}
+    assert event.actor_key_id == api_key.pk
+
+    client.force_login(owner)
+    toggled = client.post(
+        f"/projects/{project.pk}/settings/webhooks/{created['id']}/toggle", {"enabled": "true"}
+    )
+    assert toggled.status_code == 302
+    assert _events("webhook_endpoint.updated")[-1].actor_user_id == owner.pk
+    assert api.delete(f"/v1/webhook-endpoints/{created['id']}").status_code == 204
+    (event,) = _events("webhook_endpoint.deleted")
+    assert (event.target_id, event.details, event.actor_key_id) == (
+        created["id"],
+        {"name": "hooks"},
+        api_key.pk,
+    )
+
+
+def test_plan_changes_by_stripe_and_by_staff_are_recorded(project, settings, client):
+
+    organization = project.organization
+    row = SubscriptionFactory(organization=organization, plan="starter", stripe_customer_id="cus_a")
+    settings.STRIPE_PRICE_GROWTH = "price_growth"
+    event = {
+        "id": "evt_audit",
+        "object": "event",
+        "type": "customer.subscription.updated",
+        "created": 2_000_000_000,
+        "data": {
+            "object": {
+                "id": "sub_a",
+                "object": "subscription",
+                "customer": "cus_a",
+                "status": "active",
+                "metadata": {"organization_id": str(organization.pk)},
+                "items": {"data": [{"price": {"id": "price_growth"}, "current_period_start": 2_000_000_000}]},
+            }
+        },
+    }
+    webhook_handle(stripe.Event.construct_from(event, "sk_test"))
+    (changed,) = _events("billing.plan_changed")
+    assert changed.details == {
+        "before": {"plan": "starter", "status": "active"},
+        "after": {"plan": "growth", "status": "active"},
+        "by": "stripe",
+    }
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    request = RequestFactory().post("/admin/")
+    request.user = staff
+    model_admin = site._registry[Subscription]
+    row.refresh_from_db()
+    row.plan = Plan.objects.get(code="scale")
+    row.custom_monthly_traces = 5_000
+    model_admin.save_model(request, row, form=None, change=True)
+    staff_change = _events("billing.plan_changed")[-1]
+    assert staff_change.actor_user_id == staff.pk
+    assert staff_change.details == {
+        "before": {"plan": "growth", "custom_monthly_traces": None},
+        "after": {"plan": "scale", "custom_monthly_traces": 5000},
+        "by": "staff",
+    }
 
 
 def test_invitation_and_membership_are_organization_events(api, project, owner):

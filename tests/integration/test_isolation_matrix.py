@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
 from apps.accounts.models import Organization, Project
+from apps.budgets.services import budget_create
 from apps.delivery.models import Delivery
 from apps.routing.models import RoutingConfigVersion
 from tests.factories import (
@@ -57,13 +58,17 @@ def takeover_rule(a: Tenant, b: Tenant) -> dict[str, Any]:
 
 # Path template -> the object whose id goes into the path parameter. Add new endpoints here.
 TARGETS: dict[str, Target] = {
+    "/v1/budgets/{id}": Target(
+        "budget", {"patch": {"name": "taken over", "amount_usd": "1", "hard_stop": True}}
+    ),
     "/v1/deliveries/{id}": Target("delivery"),
     "/v1/deliveries/{id}/replay": Target("delivery"),
     "/v1/destinations/{id}": Target("destination", {"patch": {"name": "taken over", "enabled": False}}),
     "/v1/destinations/{id}/test": Target("destination"),
-    "/v1/keys/{id}": Target("target_key"),
+    "/v1/keys/{id}": Target("target_key", {"patch": {"name": "taken over", "rate_limit_per_second": 1}}),
     "/v1/keys/{id}/revoke": Target("target_key"),
     "/v1/keys/{id}/rotate": Target("target_key"),
+    "/v1/privacy/erasures/{id}": Target("erasure"),
     "/v1/routing/rules/{rule_id}": Target("rule", {"put": takeover_rule, "patch": {"name": "taken over"}}),
     "/v1/routing/versions/{number}": Target("version"),
     "/v1/routing/versions/{number}/rollback": Target("version"),
@@ -86,13 +91,19 @@ def _schema() -> dict[str, Any]:
     return SchemaGenerator().get_schema(request=None, public=True)
 
 
+# Not tenant data: the operator's endpoints (health, readiness, and metrics, which
+# UNTRACE_METRICS_TOKEN guards in production) and the proxy, whose `{path}` is the
+# provider's path, not an object id (its keys are tested in tests/integration/proxy).
+NOT_TENANT_TAGS = {"operations", "proxy"}
+
+
 def _operations(schema: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
-    """(method, path template, path parameter names) of every operation."""
+    """(method, path template, path parameter names) of every tenant operation."""
     found = []
     for path, item in schema["paths"].items():
         shared = [p for p in item.get("parameters", []) if p.get("in") == "path"]
         for method in METHODS:
-            if method not in item:
+            if method not in item or NOT_TENANT_TAGS & set(item[method].get("tags", [])):
                 continue
             params = shared + [p for p in item[method].get("parameters", []) if p.get("in") == "path"]
             found.append((method, path, sorted({p["name"] for p in params})))
@@ -113,6 +124,8 @@ class Tenant:
     target_key: Any
     destination: Any
     webhook_endpoint: Any
+    erasure: Any
+    budget: Any
     delivery: Delivery
     rule: str
     version: int
@@ -129,8 +142,15 @@ class Tenant:
         return str(getattr(value, "pk", value))
 
 
+# Every tenant's spans carry this user id, so an export by it must show only the caller's own.
+SHARED_USER = "isolation-user"
+# GETs without a path parameter that need a query to answer 200.
+QUERIES = {"/v1/privacy/export": {"user_id": SHARED_USER}}
+
+
 def _ingest(client: APIClient, key: str, trace_id: str, span_ids: list[str]) -> None:
-    spans = [{"id": span_ids[0], "trace_id": trace_id, "name": f"root {trace_id}", "model": "gpt-4o-mini"}]
+    root = {"id": span_ids[0], "trace_id": trace_id, "name": f"root {trace_id}", "model": "gpt-4o-mini"}
+    spans = [{**root, "user_id": SHARED_USER}]
     spans += [{"id": s, "trace_id": trace_id, "parent_id": span_ids[0]} for s in span_ids[1:]]
     response = post(client, "/v1/traces/batch", {"traces": spans}, key)
     assert response.status_code == 202, response.content
@@ -144,6 +164,7 @@ def _tenant(label: str, *, routing_versions: int) -> Tenant:
     target_key = ApiKeyFactory(project=project, name=f"target key {tag}")
     destination = DestinationFactory(project=project, name=f"destination {tag}")
     webhook_endpoint = WebhookEndpointFactory(project=project, name=f"webhook {tag}")
+    budget, _ = budget_create(project_id=project.pk, name=f"budget {tag}", amount_usd="10")
     UsageCounterFactory(organization=organization, traces=7)
     client = APIClient()
     client.credentials(HTTP_X_UNTRACE_KEY=key.secret)
@@ -161,6 +182,9 @@ def _tenant(label: str, *, routing_versions: int) -> Tenant:
     trace_id = f"trace-{tag}"
     span_ids = [f"span-{tag}-0", f"span-{tag}-1"]
     _ingest(client, key.secret, trace_id, span_ids)
+    response = client.post("/v1/privacy/erasures", {"user_id": f"erased {tag}"}, format="json")
+    assert response.status_code == 202, response.content
+    erasure = response.json()["id"]
     now = timezone.now()
     delivery = Delivery.objects.create(
         project=project,
@@ -182,6 +206,8 @@ def _tenant(label: str, *, routing_versions: int) -> Tenant:
         target_key.lookup_id,
         str(destination.pk),
         str(webhook_endpoint.pk),
+        erasure,
+        str(budget.pk),
         str(delivery.pk),
         trace_id,
         *span_ids,
@@ -196,6 +222,8 @@ def _tenant(label: str, *, routing_versions: int) -> Tenant:
         target_key=target_key,
         destination=destination,
         webhook_endpoint=webhook_endpoint,
+        erasure=erasure,
+        budget=budget,
         delivery=delivery,
         rule=rule,
         version=version.number if version else 0,
@@ -325,9 +353,12 @@ def test_another_tenants_object_is_not_found_and_unchanged(tenants, method, path
 
 # Lists whose results B must see (its own) while never seeing A's.
 LISTS = {
+    "/v1/budgets": "budget",
     "/v1/destinations": "destination",
     "/v1/keys": "target_key",
     "/v1/webhook-endpoints": "webhook_endpoint",
+    "/v1/privacy/erasures": "erasure",
+    "/v1/privacy/export": "trace",
     "/v1/deliveries": "delivery",
     "/v1/traces": "trace",
     "/v1/routing/rules": "rule",
@@ -337,10 +368,21 @@ LISTS = {
 def _reads(client: APIClient) -> dict[str, Any]:
     found = {}
     for path in PLAIN_GETS:
-        response = client.get(path)
+        response = client.get(path, QUERIES.get(path, {}))
         assert response.status_code == 200, (path, response.content)
         found[path] = response
     return found
+
+
+# Reads that are audited themselves: the events they add are the caller's own.
+AUDITED_READS = {"privacy.export"}
+
+
+def _comparable(path: str, body: Any) -> Any:
+    """A read's answer without the audit events that the reads themselves recorded."""
+    if path == "/v1/audit-log":
+        return {**body, "results": [e for e in body["results"] if e["action"] not in AUDITED_READS]}
+    return body
 
 
 @pytest.mark.django_db
@@ -366,7 +408,7 @@ def test_reads_without_an_id_never_show_another_tenants_data(tenants):
 def test_writes_of_one_project_never_show_in_the_others_reads(tenants):
     """A writes to its project-wide settings; B's reads stay as they were, and the other way round."""
     a, b = tenants
-    b_before = {path: r.json() for path, r in _reads(b.client()).items()}
+    b_before = {path: _comparable(path, r.json()) for path, r in _reads(b.client()).items()}
     a_client, b_client = a.client(), b.client()
 
     secret_upstream = f"https://upstream-{a.trace}.example.com/v1"
@@ -393,11 +435,13 @@ def test_writes_of_one_project_never_show_in_the_others_reads(tenants):
     b_after = _reads(b_client)
     for path, response in b_after.items():
         assert not _leaked(response, markers), f"GET {path} with B's key shows {_leaked(response, markers)}"
-        assert response.json() == b_before[path], f"GET {path} with B's key changed after A's writes"
+        assert _comparable(path, response.json()) == b_before[path], (
+            f"GET {path} with B's key changed after A's writes"
+        )
 
     # The other way round: B's project-wide writes leave every row of A alone.
-    a_rows = _snapshot(a)
-    a_reads = {path: r.json() for path, r in _reads(a_client).items()}
+    a_reads = {path: _comparable(path, r.json()) for path, r in _reads(a_client).items()}
+    a_rows = _snapshot(a)  # after A's own reads, which may be audited (exports)
     response = b_client.patch(
         "/v1/proxy-settings", {"openai_upstream": "https://b.example.com/v1"}, format="json"
     )
@@ -408,4 +452,4 @@ def test_writes_of_one_project_never_show_in_the_others_reads(tenants):
     assert replayed.status_code == 200 and replayed.json() == {"replayed": 1}, replayed.content
     changed = _changed(a_rows, _snapshot(a))
     assert not changed, f"B's project-wide writes changed A's rows in {changed}"
-    assert {path: r.json() for path, r in _reads(a_client).items()} == a_reads
+    assert {path: _comparable(path, r.json()) for path, r in _reads(a_client).items()} == a_reads

@@ -69,6 +69,23 @@ def test_production_settings_pass_the_deploy_check():
     assert result.returncode == 0, result.stderr + result.stdout
 
 
+def test_production_settings_load_with_sentry_and_its_scrubbing():
+    result = _manage(
+        "shell",
+        "-c",
+        "import sentry_sdk; options = sentry_sdk.get_client().options; "
+        "print(options['before_send'].__name__, 'x-untrace-key' in options['event_scrubber'].denylist)",
+        DEBUG="false",
+        UNTRACE_SECRET_KEY="k" * 20 + "Z9-long-random-production-secret-value-abcdefghij",
+        UNTRACE_ENCRYPTION_KEYS="dGVzdC1lbmNyeXB0aW9uLWtleS0wMDAwMDAwMDAwMDA=",
+        ALLOWED_HOSTS="untrace.example.com",
+        DATABASE_URL="sqlite:///:memory:",
+        SENTRY_DSN="https://public@127.0.0.1:9/1",
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert result.stdout.strip().splitlines()[-1].split() == ["sentry_before_send", "True"]
+
+
 def test_production_refuses_to_start_without_a_secret_key():
     result = _manage("check", DEBUG="false", DATABASE_URL="sqlite:///:memory:")
     assert result.returncode != 0
@@ -109,3 +126,12 @@ def test_schema_and_docs_pages_are_public(client):
     docs = client.get("/v1/docs")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+def test_pages_carry_a_content_security_policy_without_inline_scripts(client):
+    policy = client.get("/accounts/login/").headers["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert directives["object-src"] == "'none'"
+    assert "'unsafe-eval'" not in policy

@@ -2,7 +2,14 @@ import pytest
 
 from tests.factories import ApiKeyFactory
 
-LISTS = ["/v1/keys", "/v1/destinations", "/v1/deliveries", "/v1/webhook-endpoints", "/v1/audit-log", "/v1/traces"]
+LISTS = [
+    "/v1/keys",
+    "/v1/destinations",
+    "/v1/deliveries",
+    "/v1/webhook-endpoints",
+    "/v1/audit-log",
+    "/v1/traces",
+]
 
 
 @pytest.mark.parametrize("path", LISTS)
@@ -11,7 +18,11 @@ def test_a_tampered_cursor_is_400_naming_it(api, path, cursor):
     response = api.get(f"{path}?cursor={cursor}")
     assert response.status_code == 400
     assert response.json() == {
-        "error": {"code": "invalid_request", "message": "cursor: invalid cursor", "details": {"field": "cursor"}}
+        "error": {
+            "code": "invalid_request",
+            "message": "cursor: invalid cursor",
+            "details": {"field": "cursor"},
+        }
     }
 
 

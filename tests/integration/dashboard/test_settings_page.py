@@ -17,7 +17,7 @@ from apps.ingest.webhooks import webhook_verify
 from apps.routing.models import RoutingConfigVersion
 from apps.routing.pii import DETECTORS
 from apps.routing.services import Actor, active_document, config_save
-from tests.factories import MembershipFactory, ProjectFactory, WebhookEndpointFactory
+from tests.factories import MembershipFactory, ProjectFactory, SubscriptionFactory, WebhookEndpointFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -161,7 +161,7 @@ def test_disable_enable_and_delete(signed_in, project):
     assert endpoint.enabled is True
 
     page = signed_in.get(url("settings", project)).content.decode()
-    assert "confirm(&#x27;Delete vendor?" in page or "confirm('Delete vendor?" in page
+    assert 'data-confirm="Delete vendor? Requests to its URL will get 404."' in page
     response = signed_in.post(url("settings-webhook-delete", project, endpoint.pk))
     assert response.status_code == 302
     assert not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
@@ -397,6 +397,13 @@ def test_proxy_settings_section_saves_upstreams_fallbacks_and_write_only_keys(
 
     settings.UNTRACE_ALLOW_PRIVATE_DESTINATIONS = False
     bad = client.post(url, {"openai_upstream": "http://10.1.2.3/v1"})
-    assert bad.status_code == 400 and "private, loopback or link-local" in bad.content.decode()
+    assert bad.status_code == 400 and "resolves to 10.1.2.3, a private address" in bad.content.decode()
     bad = client.post(url, {"anthropic_fallback_upstreams": "ftp://nope"})
     assert bad.status_code == 400 and "http:// or https://" in bad.content.decode()
+
+
+def test_the_settings_tab_states_the_plans_retention(signed_in, project, settings):
+    SubscriptionFactory(organization=project.organization, plan="growth")
+    page = signed_in.get(url("settings", project)).content.decode()
+    assert 'id="retention"' in page
+    assert "kept for <strong>30 days</strong>" in page
