@@ -29,6 +29,9 @@ def bench_env(database_url: str) -> dict[str, str]:
         UNTRACE_SECURE_SSL_REDIRECT="false",
         ALLOWED_HOSTS="127.0.0.1",
         LOG_LEVEL="WARNING",
+        # Capacity is measured without plan limits (no per-key rate limit, no monthly
+        # quota); bench_ratelimit.py measures the limiter's own cost.
+        UNTRACE_DEFAULT_PLAN="enterprise",
     )
     return env
 

@@ -108,6 +108,30 @@ def _with_headers(send: Callable, extra: dict[str, str]) -> Callable:
     return sending
 
 
+class _ClientWatch:
+    """Until `stop()`, a client that disconnects cancels the request's task, and with it the
+    upstream call it is awaiting (aiohttp then closes that connection, so the provider stops
+    generating). One task per call; the streamed phase has its own watcher."""
+
+    def __init__(self, receive: Callable) -> None:
+        self.left = False
+        self._request = asyncio.current_task()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    async def _watch(self, receive: Callable) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.left = True
+        self._request.cancel()
+
+    def stop(self) -> None:
+        self._watcher.cancel()
+
+    def absorb(self) -> None:
+        """The cancellation was ours: the request's task carries on (to trace the call)."""
+        self._request.uncancel()
+
+
 async def _relay_stream(
     response: aiohttp.ClientResponse, receive: Callable, send: Callable, call: ProxiedCall | None
 ) -> tuple[str, str] | None:
@@ -237,23 +261,11 @@ async def _proxy(scope: Scope, receive: Callable, send: Callable) -> None:
         trace_writer().submit(call)
 
 
-async def _forward(
-    scope: Scope,
-    receive: Callable,
-    send: Callable,
-    *,
-    provider: str,
-    path: str,
-    body: bytes,
-    meta: Any,
-    call: ProxiedCall | None,
-    target: ProxyTarget,
-) -> int:
-    """Send the call upstream and relay the answer; the status the client got."""
-    headers = upstream_headers(scope["headers"])
-    stored_key = target.keys.get(provider)
-    if stored_key:
-        headers = with_provider_key(headers, provider, stored_key)
+async def _open_upstream(
+    scope: Scope, *, provider: str, path: str, headers: list, body: bytes, target: ProxyTarget
+) -> tuple[aiohttp.ClientResponse | None, upstream.UpstreamError | None]:
+    """The first upstream's answer, trying the fallbacks in order (an open circuit is skipped,
+    a 5xx or a connection failure moves on); or None and the last failure."""
     bases = target.bases(provider, upstream.base_url(provider), upstream.fallback_urls(provider))
     trusted = upstream.deployment_bases(provider) if target is not NO_OVERRIDES else None
     response = None
@@ -293,6 +305,75 @@ async def _forward(
         if index > 0:
             PROXY_FALLBACKS.labels(provider).inc()
         break
+    return response, failure
+
+
+def _left(call: ProxiedCall | None) -> int:
+    if call is not None:
+        call.status = 499
+        call.error = ("client_disconnected", "the client disconnected before the provider answered")
+    return 499
+
+
+async def _forward(
+    scope: Scope,
+    receive: Callable,
+    send: Callable,
+    *,
+    provider: str,
+    path: str,
+    body: bytes,
+    meta: Any,
+    call: ProxiedCall | None,
+    target: ProxyTarget,
+) -> int:
+    """Send the call upstream and relay the answer; the status the client got."""
+    headers = upstream_headers(scope["headers"])
+    stored_key = target.keys.get(provider)
+    if stored_key:
+        headers = with_provider_key(headers, provider, stored_key)
+    watch = _ClientWatch(receive)
+    try:
+        return await _answer(
+            scope,
+            receive,
+            send,
+            watch,
+            provider=provider,
+            path=path,
+            headers=headers,
+            body=body,
+            meta=meta,
+            call=call,
+            target=target,
+        )
+    except asyncio.CancelledError:
+        if not watch.left:
+            raise
+        watch.absorb()
+        return _left(call)
+    finally:
+        watch.stop()
+
+
+async def _answer(
+    scope: Scope,
+    receive: Callable,
+    send: Callable,
+    watch: _ClientWatch,
+    *,
+    provider: str,
+    path: str,
+    headers: list,
+    body: bytes,
+    meta: Any,
+    call: ProxiedCall | None,
+    target: ProxyTarget,
+) -> int:
+    """The upstream's answer relayed to the client, or the error that stands for it."""
+    response, failure = await _open_upstream(
+        scope, provider=provider, path=path, headers=headers, body=body, target=target
+    )
     if response is None:
         if isinstance(failure, upstream.UpstreamNotAllowed):
             if call is not None:
@@ -341,6 +422,7 @@ async def _forward(
             call.truncated = True
         return status
 
+    watch.stop()  # from here the stream's own watcher closes the upstream on a disconnect
     await send(start)
     if call is not None:
         call.chunks = []

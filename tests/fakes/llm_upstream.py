@@ -9,7 +9,8 @@ Switches, by request:
 - header x-fake-fail-times: N with x-fake-key: K: the first N calls with key K
   answer 503 (Retry-After: 0), later ones succeed;
 - header x-fake-chunk-delay-ms: D: a stream waits D ms before each chunk;
-- header x-fake-hang-ms: H: a chat completion waits H ms before answering;
+- header x-fake-hang-ms: H: a chat completion waits H ms before answering (and
+  counts, in `hangs_abandoned`, the calls whose caller closed the connection meanwhile);
 - model "slow-stream": 100 chunks 50 ms apart (for disconnects);
 - any other path: 200 with a JSON echo of method, path and query.
 
@@ -41,6 +42,7 @@ class FakeState:
         self.failures: dict[str, int] = defaultdict(int)
         self.streams_cut: int = 0
         self.streams_completed: int = 0
+        self.hangs_abandoned: int = 0  # x-fake-hang-ms calls whose caller had gone when it ended
 
 
 STATE = web.AppKey("state", FakeState)
@@ -121,6 +123,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     hang = float(request.headers.get("x-fake-hang-ms", "0"))
     if hang:
         await asyncio.sleep(hang / 1000)
+        if request.transport is None or request.transport.is_closing():
+            request.app[STATE].hangs_abandoned += 1
     tools = bool(body.get("tools"))
     if not body.get("stream"):
         message: dict[str, Any] = {"role": "assistant", "content": "".join(CONTENT), "refusal": None}

@@ -297,6 +297,29 @@ def test_bad_input_is_refused_before_anything_goes_upstream(stack, api_key, path
     assert len(stack.state.requests) == before
 
 
+def test_client_disconnect_before_the_answer_cancels_the_upstream_call_and_is_traced(
+    stack, api_key, traceparent
+):
+    header, trace_id, _ = traceparent
+    abandoned = stack.state.hangs_abandoned
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{stack.base}/v1/proxy/openai/chat/completions",
+            content=orjson.dumps({"model": "gpt-4o-mini", "messages": MESSAGES}),
+            headers={
+                "Content-Type": "application/json",
+                "X-Untrace-Key": api_key.secret,
+                "traceparent": header,
+                "x-fake-hang-ms": "1500",
+            },
+            timeout=httpx.Timeout(10, read=0.3),  # the client gives up and closes the connection
+        )
+    assert wait_for(lambda: stack.state.hangs_abandoned == abandoned + 1, timeout=5)
+    span = stack.wait_span(api_key.secret, trace_id)
+    assert span["status"] == "error"
+    assert span["error"]["type"] == "client_disconnected"
+
+
 def test_client_disconnect_mid_stream_closes_upstream_and_is_traced(stack, api_key, traceparent):
     header, trace_id, _ = traceparent
     body = orjson.dumps({"model": "slow-stream", "messages": MESSAGES, "stream": True})
