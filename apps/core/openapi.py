@@ -14,7 +14,7 @@ from typing import Any
 
 ERROR_SCHEMA = "Error"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-_ERROR = {
+ERROR_COMPONENT = {
     "type": "object",
     "required": ["error"],
     "properties": {
@@ -31,7 +31,7 @@ _ERROR = {
 }
 
 
-def _error(description: str) -> dict[str, Any]:
+def error_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}},
@@ -41,18 +41,20 @@ def _error(description: str) -> dict[str, Any]:
 def _common_errors(path: str, operation: dict[str, Any], authenticated: bool) -> dict[str, dict[str, Any]]:
     errors = {}
     if operation.get("parameters") or operation.get("requestBody"):
-        errors["400"] = _error("Bad input; `details.field` names the offending field")
+        errors["400"] = error_response("Bad input; `details.field` names the offending field")
     if authenticated:
-        errors["401"] = _error("Missing, unknown, revoked or expired API key")
-        errors["403"] = _error("The key lacks the scope this operation needs, or the IP is not allowed")
-        errors["429"] = _error("Rate limit or plan quota exceeded; retry after `Retry-After` seconds")
+        errors["401"] = error_response("Missing, unknown, revoked or expired API key")
+        errors["403"] = error_response(
+            "The key lacks the scope this operation needs, or the IP is not allowed"
+        )
+        errors["429"] = error_response("Rate limit or plan quota exceeded; retry after `Retry-After` seconds")
     if "{" in path:
-        errors["404"] = _error("No such object in the calling key's project")
+        errors["404"] = error_response("No such object in the calling key's project")
     return errors
 
 
 def add_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    result.setdefault("components", {}).setdefault("schemas", {}).setdefault(ERROR_SCHEMA, _ERROR)
+    result.setdefault("components", {}).setdefault("schemas", {}).setdefault(ERROR_SCHEMA, ERROR_COMPONENT)
     default_security = result.get("security")
     for path, item in result.get("paths", {}).items():
         for method in _METHODS:
@@ -103,12 +105,12 @@ def _proxy(provider: str) -> dict[str, Any]:
         ],
         "responses": {
             "default": passthrough,
-            "413": _error("Request body larger than the proxy accepts"),
-            "502": _error(
+            "413": error_response("Request body larger than the proxy accepts"),
+            "502": error_response(
                 "The upstream is unreachable, refused by the outbound address policy, or broke off"
             ),
-            "503": _error("The API key could not be checked"),
-            "504": _error("The upstream timed out"),
+            "503": error_response("The API key could not be checked"),
+            "504": error_response("The upstream timed out"),
         },
     }
     summary = f"Call the {provider} API through Untrace (every method; traced and routed)"
@@ -154,7 +156,7 @@ def add_plain_routes(result: dict[str, Any], generator: Any, request: Any, publi
                     "description": "Prometheus text exposition",
                     "content": {"text/plain": {"schema": _STRING}},
                 },
-                "401": _error("Bad metrics token"),
+                "401": error_response("Bad metrics token"),
             },
         }
     }
@@ -173,9 +175,9 @@ def add_plain_routes(result: dict[str, Any], generator: Any, request: Any, publi
                 "200": _json(
                     "Applied, or already applied", _object(received={"type": "boolean"}, outcome=_STRING)
                 ),
-                "400": _error("Bad or stale signature, or not a Stripe event"),
-                "429": _error("Too many requests from this address"),
-                "501": _error("Billing is not enabled on this installation"),
+                "400": error_response("Bad or stale signature, or not a Stripe event"),
+                "429": error_response("Too many requests from this address"),
+                "501": error_response("Billing is not enabled on this installation"),
             },
         }
     }

@@ -50,9 +50,12 @@ def project_page(request: HttpRequest, project_id: str, *, write: bool = False) 
     return page
 
 
-def _quota_banner(organization_id) -> dict | None:
-    """The plan-usage warning every project page shows from 80 % of the included traces."""
-    usage = usage_summary(organization_id)
+def _quota_banner(request: HttpRequest, page: ProjectPage, context: dict) -> dict | None:
+    """The plan-usage warning every project page shows from 80 % of the included traces;
+    htmx partials do not show the frame, and a view that has the usage summary passes it."""
+    if request.htmx:
+        return None
+    usage = context.get("usage") or usage_summary(page.project.organization_id)
     level = warning_level(usage)
     return {"level": level, "percent": usage["percent_used"]} if level else None
 
@@ -67,7 +70,7 @@ def render_project(
             "project": page.project,
             "membership": page.membership,
             "can_write": page.can_write,
-            "quota": _quota_banner(page.project.organization_id),
+            "quota": _quota_banner(request, page, context),
             "projects": projects_for_user(user=request.user),
             "tabs": TABS,
             "tab": tab,

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from apps.core.openapi import ERROR_COMPONENT, ERROR_SCHEMA, error_response
 from apps.traces.schema import Span
 
 _PREFIX = "Canonical"
@@ -61,19 +62,15 @@ def _json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _responses(success: dict[str, Any]) -> dict[str, Any]:
-    error = {"description": "", "content": {"application/json": {"schema": _ref("IngestError")}}}
     return {
         **success,
-        "400": {
-            **error,
-            "description": "Invalid JSON (with position), or a span rejected with its field path",
-        },
-        "401": {**error, "description": "Missing or unknown key, or bad or stale signature"},
-        "403": {**error, "description": "Key without the ingest scope"},
-        "413": {**error, "description": "Body too large or more than the item limit"},
-        "415": {**error, "description": "Unsupported Content-Type or Content-Encoding"},
-        "429": {**error, "description": "Plan quota or rate limit exceeded; retry after Retry-After seconds"},
-        "503": {**error, "description": "Trace store unavailable; retry after Retry-After seconds"},
+        "400": error_response("Invalid JSON (with position), or a span rejected with its field path"),
+        "401": error_response("Missing or unknown key, or bad or stale signature"),
+        "403": error_response("Key without the ingest scope"),
+        "413": error_response("Body too large or more than the item limit"),
+        "415": error_response("Unsupported Content-Type or Content-Encoding"),
+        "429": error_response("Plan quota or rate limit exceeded; retry after Retry-After seconds"),
+        "503": error_response("Trace store unavailable; retry after Retry-After seconds"),
     }
 
 
@@ -82,19 +79,7 @@ def add_ingest_endpoints(
 ) -> dict[str, Any]:
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(_span_components())
-    schemas["IngestError"] = {
-        "type": "object",
-        "properties": {
-            "error": {
-                "type": "object",
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {"type": "object", "nullable": True, "additionalProperties": True},
-                },
-            }
-        },
-    }
+    schemas.setdefault(ERROR_SCHEMA, ERROR_COMPONENT)
     schemas["BatchAccepted"] = {
         "type": "object",
         "properties": {
